@@ -1,0 +1,1 @@
+"""Exporting registered models to ONNX and Core ML, and running exported ONNX files."""

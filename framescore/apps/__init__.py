@@ -1,0 +1,1 @@
+"""Applications: each composes decode → preprocess → score → curve → outputs."""

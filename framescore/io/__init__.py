@@ -1,0 +1,1 @@
+"""Reading media: videos with PyAV, images with Pillow."""

@@ -1,0 +1,296 @@
+"""Decode videos with PyAV: threaded decoding, pts timestamps, rotation, frame sampling.
+
+Frames come out in display orientation (rotation metadata applied) as RGB uint8 arrays,
+resized by FFmpeg's swscale when a target size is asked for. Corrupt packets in the middle of
+a stream are skipped and counted; a file with no decodable video frame is a :class:`MediaError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from framescore.errors import MediaError
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
+                  ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the first video stream (sizes in display orientation)."""
+
+    path: Path
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    duration: float | None
+    frames: int | None
+    codec: str
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "width": self.width, "height": self.height,
+                "rotation": self.rotation, "fps": self.fps, "duration": self.duration,
+                "frames": self.frames, "codec": self.codec}
+
+
+@dataclass
+class Frame:
+    """One decoded frame: its index among all decoded frames, time in seconds, RGB pixels."""
+
+    index: int
+    time: float
+    image: np.ndarray
+
+
+@dataclass
+class DecodeStats:
+    """Counts a decode pass fills in as it goes."""
+
+    decoded: int = 0
+    kept: int = 0
+    skipped_packets: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames to keep: every ``every``-th decoded frame, or about ``fps`` frames a second."""
+
+    every: int = 1
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError("every must be >= 1")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError("fps must be > 0")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not a video")
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(":")[0].strip() if text else type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise MediaError(f"{path}: has no video stream ({', '.join(kinds)} only)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame + slice threads; must be set before the codec opens
+    return stream
+
+
+def _stream_rotation(stream: av.VideoStream) -> int:
+    """Rotation from the stream's display matrix (degrees counter-clockwise, multiple of 90)."""
+    try:
+        for data in stream.side_data if hasattr(stream, "side_data") else []:
+            rot = getattr(data, "rotation", None)
+            if rot is not None:
+                return _snap(rot)
+    except Exception:  # noqa: BLE001 - side data is optional metadata
+        pass
+    tag = stream.metadata.get("rotate")
+    if tag:
+        try:
+            return _snap(-float(tag))
+        except ValueError:
+            return 0
+    return 0
+
+
+def _snap(angle: float) -> int:
+    if angle is None or math.isnan(angle):
+        return 0
+    return int(round(angle / 90.0)) * 90 % 360
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's header: size, rotation, frame rate, duration. Decodes at most one frame."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        rotation = _stream_rotation(stream)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation == 0:
+            # the display matrix usually travels with frames; look at the first one
+            for frame in _frames(container, stream, DecodeStats()):
+                rotation = _snap(frame.rotation)
+                width, height = frame.width, frame.height
+                break
+        if width <= 0 or height <= 0:
+            raise MediaError(f"{path}: video stream has no frame size")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        frames = stream.frames or (round(duration * fps) if duration and fps else None)
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(path=path, width=width, height=height, rotation=rotation, fps=fps,
+                         duration=duration, frames=frames or None,
+                         codec=stream.codec_context.name)
+
+
+def _frames(container, stream, stats: DecodeStats) -> Iterator[av.VideoFrame]:
+    """Decode every frame of ``stream``, skipping (and counting) packets that fail to decode."""
+    demux = container.demux(stream)
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:  # a broken container: stop at the last good packet
+            stats.errors.append(f"demux: {_reason(exc)}")
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            stats.skipped_packets += 1
+            if len(stats.errors) < 20:
+                stats.errors.append(f"packet {packet.pts}: {_reason(exc)}")
+            continue
+        yield from frames
+
+
+def frame_time(frame: av.VideoFrame, fallback_index: int, fps: float) -> float:
+    """A frame's presentation time in seconds (pts x time_base; index / fps without pts)."""
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    return fallback_index / fps if fps else float(fallback_index)
+
+
+def to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None,
+           rotation: int | None = None) -> np.ndarray:
+    """RGB uint8 pixels of ``frame`` in display orientation, resized to ``size`` = (h, w)."""
+    rot = _snap(frame.rotation) if rotation is None else rotation
+    if size is None:
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        h, w = size
+        if rot in (90, 270):
+            h, w = w, h
+        image = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+    if rot:
+        image = np.ascontiguousarray(np.rot90(image, k=rot // 90))
+    return image
+
+
+def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
+                size: tuple[int, int] | None = None,
+                stats: DecodeStats | None = None) -> Iterator[Frame]:
+    """Decode ``path`` and yield the sampled frames as RGB arrays in display orientation.
+
+    ``size`` = (height, width) asks swscale to resize (the whole frame, aspect ignored);
+    ``None`` keeps the full resolution. ``stats`` is filled in as frames are decoded.
+    Raises :class:`MediaError` when the file has no decodable video frame at all.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else DecodeStats()
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+        stream_rot = _stream_rotation(stream)
+        next_time: float | None = None
+        step = 1.0 / sampling.fps if sampling.fps else None
+        for frame in _frames(container, stream, stats):
+            index = stats.decoded
+            stats.decoded += 1
+            t = frame_time(frame, index, fps)
+            if step is not None:
+                if next_time is not None and t < next_time - 1e-6:
+                    continue
+                next_time = (t if next_time is None else next_time) + step
+                while next_time <= t:
+                    next_time += step
+            elif index % sampling.every:
+                continue
+            rot = _snap(frame.rotation) or stream_rot
+            stats.kept += 1
+            yield Frame(index=index, time=t, image=to_rgb(frame, size, rot))
+    if stats.decoded == 0:
+        detail = f" ({stats.errors[0]})" if stats.errors else ""
+        raise MediaError(f"{path}: no decodable video frame{detail}")
+
+
+def grab_frames(path: str | Path, wanted: dict[int, float]) -> dict[int, np.ndarray]:
+    """Full-resolution RGB frames for ``{decoded index: time}``, in display orientation.
+
+    Each frame is found by seeking to the key-frame before its time and decoding forward to
+    the frame with that timestamp; if seeking does not land on it (a stream without an index,
+    broken timestamps) the rest are taken in one sequential pass by index. Only the asked-for
+    frames are kept in memory.
+    """
+    path = Path(path)
+    out: dict[int, np.ndarray] = {}
+    if not wanted:
+        return out
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream_rot = _stream_rotation(stream)
+        tb = stream.time_base
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        tolerance = 0.5 / rate
+        for index, t in sorted(wanted.items(), key=lambda kv: kv[1]):
+            if tb is None:
+                break
+            try:
+                container.seek(int(t / tb), stream=stream, backward=True, any_frame=False)
+                stats = DecodeStats()
+                for frame in _frames(container, stream, stats):
+                    ft = frame_time(frame, 0, rate)
+                    if abs(ft - t) <= tolerance:
+                        out[index] = to_rgb(frame, None, _snap(frame.rotation) or stream_rot)
+                        break
+                    if ft > t + tolerance or stats.decoded > 2000:
+                        break
+                    stats.decoded += 1
+            except av.FFmpegError:
+                break
+    missing = {i for i in wanted if i not in out}
+    if missing:
+        out.update(_grab_sequential(path, missing))
+    return out
+
+
+def _grab_sequential(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    last = max(wanted)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream_rot = _stream_rotation(stream)
+        stats = DecodeStats()
+        for frame in _frames(container, stream, stats):
+            index = stats.decoded
+            stats.decoded += 1
+            if index in wanted:
+                out[index] = to_rgb(frame, None, _snap(frame.rotation) or stream_rot)
+            if index >= last:
+                break
+    return out
+
+
+def rate_fraction(fps: float) -> Fraction:
+    """A frame rate as the Fraction PyAV's encoders want."""
+    return Fraction(fps).limit_denominator(1001)

@@ -1,0 +1,35 @@
+"""AROD aesthetic space (Schwarz, Wieschollek & Lensch, 2018).
+
+ResNet-50 up to pool5, then a linear map to a 1000-D encoding Φ; an image's score is ‖Φ‖₂.
+Inputs are warped to 224 x 224 and, as in the authors' release, only the per-channel mean is
+subtracted from 0..255 pixels (B 103.06, G 115.90, R 123.15), no division by a std.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+from framescore.models.spec import InputSpec
+
+SPEC = InputSpec(height=224, width=224, mean=(123.15 / 255, 115.90 / 255, 103.06 / 255),
+                 std=(1 / 255, 1 / 255, 1 / 255), view="warp")
+
+
+class ArodEncoder(nn.Module):
+    """ResNet-50 → 1000-D aesthetic encoding; ``forward`` returns score (the norm) and encoding."""
+
+    def __init__(self, dim: int = 1000) -> None:
+        super().__init__()
+        self.backbone = resnet50(weights=None)
+        self.backbone.fc = nn.Identity()
+        self.encode = nn.Linear(2048, dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoding Φ of a normalized batch ``(N, 3, 224, 224)``."""
+        return self.encode(self.backbone(x))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        phi = self.embed(x)
+        return {"score": phi.norm(dim=1), "encoding": phi}

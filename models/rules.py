@@ -1,0 +1,86 @@
+"""``rules``: a transparent photographic-rules scorer with no weights.
+
+Each image is judged at the scorer's input size (256 x 256, whole frame warped) on five
+measurements of its luminance ``Y`` (Rec. 601, in [0, 1]) and colour, each mapped to [0, 1]:
+
+* sharpness ``s = 1 - exp(-v / 0.0015)``, ``v`` the variance of the 4-neighbour Laplacian of
+  ``Y`` after a 2 x 2 box average (the average keeps sensor noise from reading as detail);
+* exposure ``e = (1 - |mean(Y) - 0.5| / 0.5) * (1 - clipped)``, ``clipped`` the share of pixels
+  with ``Y < 0.02`` or ``Y > 0.98``;
+* contrast ``c = min(std(Y) / 0.22, 1)``;
+* colourfulness ``k = min(M / 0.45, 1)``, ``M`` the Hasler & Suesstrunk (2003) metric on
+  [0, 1] RGB: ``sqrt(sd(rg)^2 + sd(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``;
+* cleanliness ``n = exp(-sigma / 0.02)``, ``sigma`` Immerkaer's (1996) fast noise estimate.
+
+score = 0.40 s + 0.20 e + 0.15 c + 0.10 k + 0.15 n, in [0, 1]; higher is better. The
+individual terms come back as extras, so a user can see why a frame scored as it did.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from framescore.models.spec import InputSpec
+
+WEIGHTS = {"sharpness": 0.40, "exposure": 0.20, "contrast": 0.15, "colourfulness": 0.10,
+           "cleanliness": 0.15}
+SPEC = InputSpec(height=256, width=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), view="warp")
+
+
+def _laplacian(y: np.ndarray) -> np.ndarray:
+    return (y[:, 1:-1, :-2] + y[:, 1:-1, 2:] + y[:, :-2, 1:-1] + y[:, 2:, 1:-1]
+            - 4.0 * y[:, 1:-1, 1:-1])
+
+
+def measure(images: np.ndarray) -> dict[str, np.ndarray]:
+    """The five rule terms (each in [0, 1]) for a batch of RGB uint8 images ``(N, H, W, 3)``."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
+    rgb = images.astype(np.float32) / 255.0
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    n = y.shape[0]
+    flat = y.reshape(n, -1)
+
+    h2, w2 = (y.shape[1] // 2) * 2, (y.shape[2] // 2) * 2
+    small = y[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2).mean(axis=(2, 4))
+    lap_var = _laplacian(small).reshape(n, -1).var(axis=1)
+    sharpness = 1.0 - np.exp(-lap_var / 0.0015)
+
+    mean_y = flat.mean(axis=1)
+    clipped = ((flat < 0.02) | (flat > 0.98)).mean(axis=1)
+    exposure = np.clip(1.0 - np.abs(mean_y - 0.5) / 0.5, 0, 1) * (1.0 - clipped)
+
+    contrast = np.minimum(flat.std(axis=1) / 0.22, 1.0)
+
+    rg = (r - g).reshape(n, -1)
+    yb = (0.5 * (r + g) - b).reshape(n, -1)
+    m = np.sqrt(rg.var(axis=1) + yb.var(axis=1)) + 0.3 * np.sqrt(
+        rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2)
+    colourfulness = np.minimum(m / 0.45, 1.0)
+
+    # Immerkaer: convolve with [[1,-2,1],[-2,4,-2],[1,-2,1]] and take the mean absolute response
+    k = (y[:, :-2, :-2] - 2 * y[:, :-2, 1:-1] + y[:, :-2, 2:]
+         - 2 * y[:, 1:-1, :-2] + 4 * y[:, 1:-1, 1:-1] - 2 * y[:, 1:-1, 2:]
+         + y[:, 2:, :-2] - 2 * y[:, 2:, 1:-1] + y[:, 2:, 2:])
+    sigma = np.abs(k).reshape(n, -1).mean(axis=1) * math.sqrt(math.pi / 2) / 6.0
+    cleanliness = np.exp(-sigma / 0.02)
+
+    return {"sharpness": sharpness, "exposure": exposure, "contrast": contrast,
+            "colourfulness": colourfulness, "cleanliness": cleanliness}
+
+
+class RulesScorer:
+    """Scores images by the documented photographic rules; needs no weights and no torch."""
+
+    name = "rules"
+    spec = SPEC
+
+    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        terms = measure(images)
+        score = sum(WEIGHTS[k] * terms[k] for k in WEIGHTS)
+        out = {"score": np.asarray(score, dtype=np.float32)}
+        out.update({k: v.astype(np.float32) for k, v in terms.items()})
+        return out
