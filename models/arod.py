@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 
-from framescore.models.spec import InputSpec
+from framescore.models.spec import InputSpec, ModelInfo
 
 SPEC = InputSpec(height=224, width=224, mean=(123.15 / 255, 115.90 / 255, 103.06 / 255),
                  std=(1 / 255, 1 / 255, 1 / 255), view="warp")
@@ -33,3 +33,10 @@ class ArodEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         phi = self.embed(x)
         return {"score": phi.norm(dim=1), "encoding": phi}
+
+
+def entries() -> list[ModelInfo]:
+    return [ModelInfo(
+        name="arod-resnet50", paper="Schwarz et al. 2018, AROD aesthetic space",
+        summary="ResNet-50 pool5 → 1000-D encoding; score = L2 norm",
+        spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"))]

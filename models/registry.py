@@ -6,72 +6,31 @@ Every family module contributes its entries here; ``load_scorer`` turns a name (
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from framescore.errors import UsageError, WeightsError
-from framescore.models import arod
-from framescore.models.rules import RulesScorer
-from framescore.models.spec import InputSpec, Scorer
+from framescore.models.spec import ModelInfo, Scorer
 from framescore.models.weights import load_into
 
-MODELS_DIR = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One registered model."""
-
-    name: str
-    paper: str
-    summary: str
-    spec: InputSpec
-    build: Callable[[], nn.Module] | None = None
-    make_scorer: Callable[[], Scorer] | None = None
-    weights: str | None = None          # bundled weights file, relative to models/
-    sha256: str | None = None
-    needs_weights: bool = True
-    default_rank: int = 0               # highest available rank is the default model
-    outputs: tuple[str, ...] = ("score",)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def bundled_path(self) -> Path | None:
-        return MODELS_DIR / self.weights if self.weights else None
-
-    @property
-    def weights_available(self) -> bool:
-        if not self.needs_weights:
-            return True
-        return self.bundled_path is not None and self.bundled_path.is_file()
-
-    def parameters(self) -> int:
-        """Number of parameters (counted on the meta device: nothing is allocated)."""
-        if self.build is None:
-            return 0
-        with torch.device("meta"):
-            module = self.build()
-        return sum(p.numel() for p in module.parameters())
+# Each family module offers ``entries() -> list[ModelInfo]``; a module not written yet is skipped.
+FAMILIES = ("rules", "arod", "rapid", "relative", "kong", "weighted", "mobile")
 
 
 def _entries() -> list[ModelInfo]:
-    return [
-        ModelInfo(
-            name="rules", paper="photographic rules (no learning)",
-            summary="sharpness, exposure, contrast, colourfulness, noise; documented formula",
-            spec=RulesScorer.spec, make_scorer=RulesScorer, needs_weights=False,
-            default_rank=1,
-            outputs=("score", "sharpness", "exposure", "contrast", "colourfulness",
-                     "cleanliness")),
-        ModelInfo(
-            name="arod-resnet50", paper="Schwarz et al. 2018, AROD aesthetic space",
-            summary="ResNet-50 pool5 → 1000-D encoding; score = L2 norm",
-            spec=arod.SPEC, build=arod.ArodEncoder, outputs=("score", "encoding")),
-    ]
+    out: list[ModelInfo] = []
+    for family in FAMILIES:
+        try:
+            module = importlib.import_module(f"framescore.models.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"framescore.models.{family}":
+                continue
+            raise
+        out.extend(module.entries())
+    return out
 
 
 REGISTRY: dict[str, ModelInfo] = {m.name: m for m in _entries()}

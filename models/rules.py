@@ -84,3 +84,13 @@ class RulesScorer:
         out = {"score": np.asarray(score, dtype=np.float32)}
         out.update({k: v.astype(np.float32) for k, v in terms.items()})
         return out
+
+
+def entries() -> list:
+    from framescore.models.spec import ModelInfo
+
+    return [ModelInfo(
+        name="rules", paper="photographic rules (no learning)",
+        summary="sharpness, exposure, contrast, colourfulness, noise; documented formula",
+        spec=SPEC, make_scorer=RulesScorer, needs_weights=False, default_rank=1,
+        outputs=("score", *WEIGHTS))]

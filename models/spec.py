@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+MODELS_DIR = Path(__file__).resolve().parent
 
 View = Literal["warp", "center", "pad", "patch"]
 
@@ -50,9 +54,40 @@ class Scorer(Protocol):
     def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-@dataclass
-class ScoreBatch:
-    """Scores of a batch of frames, with the model's extras."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registered model."""
 
-    score: np.ndarray
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str
+    paper: str
+    summary: str
+    spec: InputSpec
+    build: Callable[[], Any] | None = None          # () -> torch.nn.Module
+    make_scorer: Callable[[], Scorer] | None = None
+    weights: str | None = None          # bundled weights file, relative to models/
+    sha256: str | None = None
+    needs_weights: bool = True
+    default_rank: int = 0               # highest available rank is the default model
+    outputs: tuple[str, ...] = ("score",)
+    extra: dict = field(default_factory=dict)
+    card: str | None = None             # model card file, relative to models/
+
+    @property
+    def bundled_path(self) -> Path | None:
+        return MODELS_DIR / self.weights if self.weights else None
+
+    @property
+    def weights_available(self) -> bool:
+        if not self.needs_weights:
+            return True
+        return self.bundled_path is not None and self.bundled_path.is_file()
+
+    def parameters(self) -> int:
+        """Number of parameters (counted on the meta device: nothing is allocated)."""
+        if self.build is None:
+            return 0
+        import torch
+
+        with torch.device("meta"):
+            module = self.build()
+        return sum(p.numel() for p in module.parameters())
