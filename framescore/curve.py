@@ -109,7 +109,7 @@ def smooth_curve(raw: np.ndarray, times: np.ndarray | None = None,
 
 def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None = None,
                top: int = 5, min_gap: float = 2.0, prominence: float = 0.02,
-               refine: float | None = None) -> list[int]:
+               refine: float | None = None, eligible: np.ndarray | None = None) -> list[int]:
     """Positions of the key-frames, best first.
 
     Candidates are the local maxima of ``smoothed`` (curve ends included) with at least
@@ -117,13 +117,19 @@ def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None =
     already taken, up to ``top``. Each is then moved to the frame with the best *raw* score
     within ``refine`` seconds (default: a quarter of ``min_gap``, at most 0.5 s), so a peak of
     the smoothed curve that lands on a blurred, faded or cut frame gives way to the clean frame
-    beside it. A curve with no peak gives its single best frame.
+    beside it. ``eligible`` (a boolean mask) excludes frames outright, e.g. those in a cut or
+    a fade: a peak with no eligible frame within ``refine`` is passed over. A curve with no peak
+    gives its single best frame.
     """
     t = np.asarray(times, dtype=np.float64)
     s = np.asarray(smoothed, dtype=np.float64)
     if s.size == 0 or top <= 0:
         return []
     r = s if raw is None else np.asarray(raw, dtype=np.float64)
+    ok = np.ones(s.size, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    if not ok.any():
+        ok = np.ones(s.size, dtype=bool)
+    r = np.where(ok, r, -np.inf)
     floor = float(np.min(s)) - 1.0
     padded = np.concatenate([[floor], s, [floor]])
     cand, _ = _scipy_find_peaks(padded, prominence=prominence)
@@ -136,6 +142,8 @@ def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None =
     for c in order:
         lo, hi = np.searchsorted(t, t[c] - window), np.searchsorted(t, t[c] + window, "right")
         best = lo + int(np.argmax(r[lo:hi])) if hi > lo else int(c)
+        if not ok[best]:
+            continue
         if all(abs(t[best] - t[k]) >= min_gap for k in chosen):
             chosen.append(best)
         if len(chosen) == top:

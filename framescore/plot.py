@@ -18,7 +18,7 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
               peaks: Sequence[int], thumbs: dict[int, np.ndarray] | None = None,
               title: str = "") -> bytes:
     """A PNG of the curve: normalized raw scores (thin), smoothed (thick), numbered key-frames."""
-    fig, ax = plt.subplots(figsize=(12, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(12, 4.6 if thumbs else 4.0), dpi=110)
     ax.plot(times, raw_norm, color="#9bb7d4", lw=0.8, label="raw (normalized)")
     ax.plot(times, smoothed, color="#1f4e79", lw=2.0, label="smoothed")
     for rank, p in enumerate(peaks, start=1):
@@ -30,7 +30,7 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
             thumb = Image.fromarray(thumbs[p])
             thumb.thumbnail((120, 80))
             box = AnnotationBbox(OffsetImage(np.asarray(thumb), zoom=1.0), (times[p], 1.0),
-                                 xybox=(0, 38), xycoords=("data", "axes fraction"),
+                                 xybox=(0, 50), xycoords=("data", "axes fraction"),
                                  boxcoords="offset points", frameon=True, pad=0.15)
             ax.add_artist(box)
     ax.set_xlabel("time (s)")
@@ -42,7 +42,7 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
     ax.legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title, y=0.99 if thumbs else 0.97, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.80 if thumbs else 0.95))
+    fig.tight_layout(rect=(0, 0, 1, 0.76 if thumbs else 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

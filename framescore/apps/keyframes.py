@@ -27,6 +27,7 @@ from framescore.outputs import (
 from framescore.plot import curve_png
 from framescore.preprocess import decode_size
 from framescore.scoring import ScoredFrames, resolve_device, score_frames
+from framescore.transitions import Signatures, transition_mask
 
 SCHEMA = "framescore.keyframes/1"
 
@@ -112,19 +113,23 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         on_start(_estimate_kept(info, settings.sampling))
     stats = DecodeStats()
     size = decode_size(scorer.spec)
-    frames = iter_frames(path, settings.sampling, size=size, stats=stats)
+    sigs = Signatures()
+    frames = sigs.tap(iter_frames(path, settings.sampling, size=size, stats=stats))
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch)
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
+    transition = transition_mask(scored.times, sigs)
     smoothed = smooth_curve(scored.scores, scored.times, settings.smoothing)
     peaks = find_peaks(scored.times, smoothed, scored.scores, top=settings.top,
-                       min_gap=settings.min_gap, prominence=settings.prominence)
+                       min_gap=settings.min_gap, prominence=settings.prominence,
+                       eligible=~transition)
     keyframes = [Keyframe(rank=i + 1, index=int(scored.indices[p]), time=float(scored.times[p]),
                           raw=float(scored.scores[p]), smoothed=float(smoothed[p]))
                  for i, p in enumerate(peaks)]
     return Result(info=info, model=scorer.name, scored=scored, smoothed=smoothed,
                   keyframes=keyframes, stats=stats, settings=settings,
-                  elapsed=time.perf_counter() - started, extras={"peaks": peaks})
+                  elapsed=time.perf_counter() - started,
+                  extras={"peaks": peaks, "transition": transition})
 
 
 def write(result: Result, out_dir: str | Path, force: bool = False,
@@ -145,11 +150,11 @@ def write(result: Result, out_dir: str | Path, force: bool = False,
             kf.file = name
         peak_set = {kf.index: kf.rank for kf in result.keyframes}
         sc = result.scored
-        rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", peak_set.get(int(i), ""))
-                for i, t, r, s in zip(sc.indices, sc.times, sc.scores, result.smoothed,
-                                      strict=True)]
-        write_text_atomic(tmp / "scores.csv",
-                          csv_text(["frame", "time_s", "raw", "smoothed", "peak"], rows))
+        rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", int(tr), peak_set.get(int(i), ""))
+                for i, t, r, s, tr in zip(sc.indices, sc.times, sc.scores, result.smoothed,
+                                          result.extras["transition"], strict=True)]
+        header = ["frame", "time_s", "raw", "smoothed", "transition", "peak"]
+        write_text_atomic(tmp / "scores.csv", csv_text(header, rows))
         peaks = result.extras["peaks"]
         thumbs = {p: images[int(sc.indices[p])] for p in peaks if int(sc.indices[p]) in images}
         title = f"{path.name} — {result.model}, {len(sc)} frames scored"

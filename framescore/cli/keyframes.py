@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.summary())
     elif not args.quiet:
-        _print_table(result)
+        print_table(result)
     return 0
 
 
-def _print_table(result) -> None:
+def print_table(result) -> None:
     from rich.console import Console
     from rich.table import Table
 

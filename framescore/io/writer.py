@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -19,14 +20,17 @@ def write_clip(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0
     ``times`` (seconds, increasing) gives each frame its own timestamp for variable-frame-rate
     clips; ``rotation`` (degrees counter-clockwise) is stored as display-matrix metadata.
     Frame sizes are made even where the pixel format needs it (by cropping one pixel).
+    The clip is encoded under a temporary name and renamed into place when complete.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     iterator = iter(frames)
     first = next(iterator)
     h, w = first.shape[:2]
     if pix_fmt in ("yuv420p", "yuvj420p"):
         h, w = h - h % 2, w - w % 2
-    container = av.open(str(path), mode="w")
+    container = av.open(str(tmp), mode="w")
     try:
         rate = Fraction(fps).limit_denominator(1001)
         stream = container.add_stream(codec, rate=rate)
@@ -49,8 +53,12 @@ def write_clip(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    finally:
+    except BaseException:
         container.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    container.close()
+    os.replace(tmp, path)
     return path
 
 

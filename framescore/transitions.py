@@ -1,0 +1,75 @@
+"""Cuts and fades: frames in a transition are never key-frames.
+
+Each analysed frame leaves a small signature: its mean luminance and a 32 x 32 luminance
+thumbnail. Between neighbouring samples,
+
+* a **cut** is a drop in structure: the correlation of the two thumbnails falls below
+  ``cut_corr`` (0.5); the samples on both sides of it, ``margin`` deep, are marked;
+* a **fade** is brightness changing fast while the picture stays the same: the log mean
+  luminance moves faster than ``fade_rate`` (0.8 per second, i.e. about a 55 % change in a
+  second) while the thumbnails stay correlated; those samples and ``margin`` around them are
+  marked. Frames darker than ``dark`` (mean luminance 0.04) are marked too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from framescore.io.video import Frame
+
+THUMB = 32
+
+
+def signature(image: np.ndarray) -> tuple[float, np.ndarray]:
+    """(mean luminance in [0, 1], zero-mean unit-norm 32 x 32 luminance thumbnail)."""
+    h, w = image.shape[:2]
+    ys = np.linspace(0, h, THUMB + 1).astype(int)
+    xs = np.linspace(0, w, THUMB + 1).astype(int)
+    y = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    thumb = np.add.reduceat(np.add.reduceat(y, ys[:-1], axis=0), xs[:-1], axis=1)
+    thumb = thumb / np.outer(np.diff(ys), np.diff(xs)) / 255.0
+    mean = float(thumb.mean())
+    centred = (thumb - mean).ravel()
+    norm = float(np.linalg.norm(centred))
+    return mean, (centred / norm if norm > 1e-6 else np.zeros_like(centred)).astype(np.float32)
+
+
+@dataclass
+class Signatures:
+    """Signatures of the frames that went by, in order."""
+
+    means: list[float] = field(default_factory=list)
+    thumbs: list[np.ndarray] = field(default_factory=list)
+
+    def tap(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """Pass frames through, recording each one's signature."""
+        for frame in frames:
+            mean, thumb = signature(frame.image)
+            self.means.append(mean)
+            self.thumbs.append(thumb)
+            yield frame
+
+
+def transition_mask(times: np.ndarray, sigs: Signatures, cut_corr: float = 0.5,
+                    fade_rate: float = 0.8, dark: float = 0.04, margin: int = 2) -> np.ndarray:
+    """Boolean mask of samples that lie in (or next to) a cut or a fade."""
+    n = len(sigs.means)
+    mask = np.zeros(n, dtype=bool)
+    if n == 0:
+        return mask
+    means = np.asarray(sigs.means)
+    mask |= means < dark
+    if n > 1:
+        thumbs = np.stack(sigs.thumbs)
+        corr = np.einsum("ij,ij->i", thumbs[1:], thumbs[:-1])
+        dt = np.clip(np.diff(np.asarray(times, dtype=np.float64)), 1e-3, None)
+        rate = np.abs(np.diff(np.log(means + 0.01))) / dt
+        cut = corr < cut_corr
+        fade = (rate > fade_rate) & ~cut
+        for k in np.flatnonzero(cut | fade):
+            # sample k and k+1 straddle the change
+            mask[max(0, k - margin + 1): min(n, k + 1 + margin)] = True
+    return mask
