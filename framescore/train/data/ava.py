@@ -71,7 +71,19 @@ def read_ava(root: Path | str, image_dir: Path | str | None = None,
     """
     root = require_dir(root, "AVA")
     path = find_file([root / "AVA.txt"], "AVA label file AVA.txt")
-    images = _image_dir(root, image_dir)
+    records, bad = _parse_ava(path, _image_dir(root, image_dir))
+    warn_lines(path, bad)
+    require_some(records, path, "AVA label file")
+    missing = 0
+    if require_images:
+        records, missing = keep_existing(records, path)
+    result = RecordSet(records, path, malformed=len(bad), missing=missing)
+    log.info("%s", result.summary())
+    return result
+
+
+def _parse_ava(path: Path, images: Path) -> tuple[list[Record], list[int]]:
+    """The rows of AVA.txt as records, and the numbers of the malformed lines."""
     records: list[Record] = []
     bad: list[int] = []
     seen: set[str] = set()
@@ -95,14 +107,7 @@ def read_ava(root: Path | str, image_dir: Path | str | None = None,
         records.append(Record(path=images / f"{image_id}.jpg", score=mean, id=image_id,
                               histogram=counts, variance=var, tags=tags,
                               challenge=values[14]))
-    warn_lines(path, bad)
-    require_some(records, path, "AVA label file")
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, path)
-    result = RecordSet(records, path, malformed=len(bad), missing=missing)
-    log.info("%s", result.summary())
-    return result
+    return records, bad
 
 
 def read_names(path: Path, what: str) -> dict[int, str]:
@@ -193,9 +198,9 @@ def read_style(root: Path | str, split: str = "train", image_dir: Path | str | N
         if len(named) == len(STYLES):
             styles = tuple(named[k] for k in sorted(named))
     scores: dict[str, Record] = {}
-    if (root / "AVA.txt").is_file():
-        scores = {r.id: r for r in read_ava(root, image_dir, require_images=False)}
     images = _image_dir(root, image_dir)
+    if (root / "AVA.txt").is_file():  # for the scores only: AVA.txt's own issues not re-logged
+        scores = {r.id: r for r in _parse_ava(root / "AVA.txt", images)[0]}
     records: list[Record] = []
     bad: list[int] = []
     k = len(STYLES)
