@@ -1,0 +1,42 @@
+"""Media the tests make: frame sequences and deliberately damaged clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def gradient_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """Frames with a moving pattern, so every frame differs."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (h, w * 2, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[:, i % w: i % w + w]) for i in range(n)]
+
+
+def write_clip_with_bad_packets(path: Path, n: int, bad: set[int], seed: int = 0) -> Path:
+    """An MJPEG clip in Matroska whose packets at ``bad`` carry garbage instead of a JPEG."""
+    rng = np.random.default_rng(seed)
+    frames = gradient_frames(n, seed=seed)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuvj420p"
+        count = 0
+
+        def mux(packet: av.Packet) -> None:
+            nonlocal count
+            if count in bad:
+                junk = av.Packet(rng.integers(0, 255, packet.size, dtype=np.uint8).tobytes())
+                junk.pts, junk.dts, junk.time_base = packet.pts, packet.dts, packet.time_base
+                junk.stream = stream
+                packet = junk
+            out.mux(packet)
+            count += 1
+
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                mux(packet)
+        for packet in stream.encode():
+            mux(packet)
+    return path
