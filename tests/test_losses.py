@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -127,9 +126,9 @@ def test_directional_triplet_bounded_and_release() -> None:
     # bounded, n better: [1 − (2 − 5)]₊ = 4 (same as the paper)
     better = L.directional_triplet_terms(a, p, n, t(0.2), t(0.8), variant="bounded")
     assert better[1].item() == pytest.approx(4.0)
-    # release: unit vectors ua = (.6,.8), up = (1,1)/√2, un = (0,1)
-    ua, up, un = np.array([0.6, 0.8]), np.array([1, 1]) / np.sqrt(2), np.array([0.0, 1.0])
-    trip = max(0.0, 0.5 + ((ua - up) ** 2).sum() - ((ua - un) ** 2).sum())
+    # release: unit vectors ua = (.6,.8), up = (1,1)/√2, un = (0,1);
+    # ‖ua − up‖² = 2 − 2·1.4/√2, ‖ua − un‖² = 2 − 2·0.8 = 0.4
+    trip = 0.5 + (2 - 1.4 * math.sqrt(2)) - 0.4
     # direction, S(a) > S(n): mean_k [ (a − n)_k + 0.2 ]₊ = mean(3.2, 2.2) = 2.7
     got = L.directional_triplet_terms(a, p, n, t(0.8), t(0.2), margin=0.5, norm_margin=0.2,
                                       variant="release")
@@ -171,17 +170,6 @@ def test_chi2_and_weighted_chi2() -> None:
     assert L.weighted_chi2_loss(p, q).item() == pytest.approx((1 / 15 + 1) / 2)
     assert L.weighted_chi2_loss(p, q, t(3, 1)).item() == pytest.approx((3 / 15 + 1) / 4)
     assert L.chi2_distance(q, q).tolist() == pytest.approx([0.0, 0.0])
-
-
-def test_rating_bin_weights() -> None:
-    train = np.array([1.5, 1.5, 5.0, 5.0, 5.0, 9.9])
-    # frequencies 2/6, 3/6, 1/6 → weights 3, 2, 6
-    assert L.rating_bin_weights(train).tolist() == pytest.approx([3, 3, 2, 2, 2, 6])
-    # a mean in an empty bin gets the largest weight; the top edge (10) is in the last bin
-    got = L.rating_bin_weights(train, np.array([3.0, 10.0, 5.0]))
-    assert got.tolist() == pytest.approx([6, 6, 2])
-    with pytest.raises(ValueError):
-        L.rating_bin_weights(np.array([]))
 
 
 def test_shape_mismatch_is_value_error() -> None:

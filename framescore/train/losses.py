@@ -6,7 +6,8 @@ Kong et al. (AADB)           :func:`euclidean_loss`, :func:`rank_hinge_loss`,
                              :func:`reg_rank_loss`, :func:`attribute_loss`, :func:`kong_loss`
 AROD (Schwarz et al.)        :func:`directional_triplet_loss` (+ :func:`directional_triplet_terms`)
 Jin et al. (weighted CNNs)   :func:`weighted_mse_loss`, :func:`chi2_distance`,
-                             :func:`weighted_chi2_loss`, :func:`rating_bin_weights`
+                             :func:`weighted_chi2_loss` (sample weights:
+                             :func:`framescore.train.samplers.jin_weights`)
 
 Every function takes batched tensors and keeps the autograd graph, so the returned scalar can
 be back-propagated directly.
@@ -17,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -33,7 +33,6 @@ __all__ = [
     "kong_loss",
     "rank_hinge_loss",
     "rapid_cross_entropy",
-    "rating_bin_weights",
     "reg_rank_loss",
     "relative_hinge_loss",
     "weighted_chi2_loss",
@@ -258,34 +257,12 @@ def directional_triplet_loss(phi_a: Tensor, phi_p: Tensor, phi_n: Tensor, score_
 
 
 # --------------------------------------------------------------------------- Jin et al.
-def rating_bin_weights(train_means: np.ndarray, means: np.ndarray | None = None,
-                       bins: int = 90, low: float = 1.0, high: float = 10.0) -> np.ndarray:
-    """Jin et al.'s sample weights: ``w = 1 / f_b`` for the bin b of an image's mean score.
-
-    ``f_b`` is the normalized frequency (count / total) of bin b among ``train_means``, with
-    ``bins`` equal bins over [low, high] (90 over 1..10 in the paper). Returns the weights of
-    ``means`` (default: of ``train_means`` themselves); a mean falling in a bin no training
-    image occupies gets the largest weight any occupied bin has.
-    """
-    train = np.asarray(train_means, dtype=np.float64).reshape(-1)
-    if train.size == 0:
-        raise ValueError("rating_bin_weights: no training means")
-    edges = np.linspace(low, high, bins + 1)
-
-    def bin_of(x: np.ndarray) -> np.ndarray:
-        return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
-
-    counts = np.bincount(bin_of(train), minlength=bins).astype(np.float64)
-    freq = counts / counts.sum()
-    with np.errstate(divide="ignore"):
-        inv = np.where(freq > 0, 1.0 / np.where(freq > 0, freq, 1.0), np.nan)
-    inv = np.where(np.isnan(inv), np.nanmax(inv), inv)
-    target = train if means is None else np.asarray(means, dtype=np.float64).reshape(-1)
-    return inv[bin_of(target)]
-
-
 def weighted_mse_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Jin's weighted MSE: ``Σ_i w_i (y_i − ŷ_i)² / Σ_i w_i`` (plain MSE without weights)."""
+    """Jin's weighted MSE: ``Σ_i w_i (y_i − ŷ_i)² / Σ_i w_i`` (plain MSE without weights).
+
+    ``w_i = 1 / f_b``, f_b the normalized frequency of the bin (90 over 1..10) of image i's
+    mean rating: ``framescore.train.samplers.jin_weights``.
+    """
     pred, target = _flat(pred), _flat(target).to(pred.dtype)
     _check_same("weighted_mse_loss", pred, target)
     sq = (target - pred).pow(2)
@@ -314,7 +291,8 @@ def weighted_chi2_loss(pred_hist: Tensor, target_hist: Tensor,
     """Jin's histogram loss: ``Σ_i w_i χ²(ĥ_i, h_i) / Σ_i w_i`` with :func:`chi2_distance`.
 
     ``pred_hist`` (N, 10) softmax output, ``target_hist`` (N, 10) the normalized vote counts,
-    ``weight`` (N,) the sample weights of :func:`rating_bin_weights` (None: plain mean).
+    ``weight`` (N,) Jin's sample weights, ``framescore.train.samplers.jin_weights``
+    (None: plain mean).
     """
     chi = chi2_distance(pred_hist, target_hist)
     if weight is None:
