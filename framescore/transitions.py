@@ -39,17 +39,25 @@ def signature(image: np.ndarray) -> tuple[float, np.ndarray]:
 
 @dataclass
 class Signatures:
-    """Signatures of the frames that went by, in order."""
+    """Per-frame scalars of the frames that went by, in order: mean luminance and the
+    correlation of each thumbnail with the previous one (1.0 for the first). Only the last
+    thumbnail is kept, so memory does not grow with the video's length."""
 
     means: list[float] = field(default_factory=list)
-    thumbs: list[np.ndarray] = field(default_factory=list)
+    corr_prev: list[float] = field(default_factory=list)
+    _last: np.ndarray | None = None
+
+    def add(self, image: np.ndarray) -> None:
+        mean, thumb = signature(image)
+        corr = 1.0 if self._last is None else float(np.dot(thumb, self._last))
+        self.means.append(mean)
+        self.corr_prev.append(corr)
+        self._last = thumb
 
     def tap(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """Pass frames through, recording each one's signature."""
         for frame in frames:
-            mean, thumb = signature(frame.image)
-            self.means.append(mean)
-            self.thumbs.append(thumb)
+            self.add(frame.image)
             yield frame
 
 
@@ -63,8 +71,7 @@ def transition_mask(times: np.ndarray, sigs: Signatures, cut_corr: float = 0.5,
     means = np.asarray(sigs.means)
     mask |= means < dark
     if n > 1:
-        thumbs = np.stack(sigs.thumbs)
-        corr = np.einsum("ij,ij->i", thumbs[1:], thumbs[:-1])
+        corr = np.asarray(sigs.corr_prev[1:])
         dt = np.clip(np.diff(np.asarray(times, dtype=np.float64)), 1e-3, None)
         rate = np.abs(np.diff(np.log(means + 0.01))) / dt
         cut = corr < cut_corr
