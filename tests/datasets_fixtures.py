@@ -237,7 +237,7 @@ def make_aadb(root: Path, n: int = 60, seed: int = 0, size: int = 64, workers: i
                                                        strict=True) if lo <= k < hi)
         q = rng.uniform(0, 1)
         ratings = np.clip(np.rint(1 + 4 * q + rng.normal(0, 0.6, 5)), 1, 5).astype(int)
-        score = round((ratings.sum() - 5) / 20, 2)
+        score = round(float(ratings.sum() - 5) / 20, 2)
         farm, server = int(rng.integers(1, 10)), int(rng.integers(100, 9999))
         pid, secret = 10_000_000 + 7919 * k, f"{int(rng.integers(0, 16**10)):010x}"
         flickr = f"{pid}_{secret}_b.jpg"

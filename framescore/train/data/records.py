@@ -136,7 +136,7 @@ def load_image(path: Path, draft: tuple[int, int] | None = None) -> np.ndarray:
             side = max(draft)
             im.draft("RGB", (side, side))
         im = ImageOps.exif_transpose(im)
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))  # a writable copy (torch warns on read-only)
 
 
 def check_images(records: Sequence[Record], source: Path | str = "images") -> tuple[list[Record],
@@ -188,6 +188,17 @@ def _item_rng() -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
+def _writable(value: Any) -> Any:
+    """Views may return read-only arrays (Pillow buffers); torch wants writable ones."""
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return value.copy()
+    if isinstance(value, tuple | list):
+        return type(value)(_writable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value
+
+
 class ImageDataset(Dataset):
     """Records as ``{"image": view(image, rng), "target": target(record), "index": i}``.
 
@@ -221,7 +232,7 @@ class ImageDataset(Dataset):
             return None
         if self.view is None:
             return image
-        return self.view(image, rng if rng is not None else _item_rng())
+        return _writable(self.view(image, rng if rng is not None else _item_rng()))
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         image = self.image(i)
