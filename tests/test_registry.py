@@ -1,0 +1,146 @@
+"""The registry, weight loading and the torch scoring path."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from framescore.errors import UsageError, WeightsError
+from framescore.models.arod import ArodEncoder
+from framescore.models.registry import REGISTRY, build_module, default_model, get, load_scorer
+from framescore.models.weights import read_state_dict
+from framescore.preprocess import view
+from framescore.samples import photo
+from framescore.scoring import TorchScorer, prefetch, resolve_device
+
+
+@pytest.fixture(scope="module")
+def arod_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "arod.pt"
+    torch.save(ArodEncoder().state_dict(), path)
+    return path
+
+
+def test_every_entry_is_complete():
+    for name, info in REGISTRY.items():
+        assert info.name == name and info.paper and info.summary
+        assert info.spec.height > 0 and info.spec.width > 0
+        assert (info.build is None) != (info.make_scorer is None)
+        assert "score" in info.outputs
+
+
+def test_default_model_is_available():
+    assert get(default_model()).weights_available
+
+
+def test_unknown_model():
+    with pytest.raises(UsageError, match="unknown model 'nope'"):
+        get("nope")
+
+
+def test_missing_weights_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="needs weights"):
+        load_scorer("arod-resnet50")
+    with pytest.raises(WeightsError, match="not found"):
+        load_scorer("arod-resnet50", tmp_path / "missing.pt")
+
+
+def test_arod_scores_real_photos_with_weights(arod_weights):
+    scorer = load_scorer("arod-resnet50", arod_weights, device="cpu")
+    images = np.stack([view(photo(n), scorer.spec) for n in ("coffee", "chelsea")])
+    out = scorer.score_batch(images)
+    assert out["score"].shape == (2,) and out["encoding"].shape == (2, 1000)
+    np.testing.assert_allclose(out["score"], np.linalg.norm(out["encoding"], axis=1), rtol=1e-5)
+    again = load_scorer("arod-resnet50", arod_weights).score_batch(images)
+    np.testing.assert_allclose(out["score"], again["score"], rtol=1e-6)  # deterministic
+
+
+def test_nested_and_ddp_checkpoints_load(arod_weights, tmp_path):
+    state = torch.load(arod_weights, weights_only=True)
+    wrapped = tmp_path / "ddp.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, wrapped)
+    _, module = build_module("arod-resnet50", wrapped)
+    assert torch.equal(module.encode.weight, state["encode.weight"])
+
+
+def test_wrong_checkpoint_is_refused(tmp_path):
+    small = tmp_path / "small.pt"
+    torch.save({"encode.weight": torch.zeros(3, 3)}, small)
+    with pytest.raises(WeightsError, match="do not fit ArodEncoder"):
+        build_module("arod-resnet50", small)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        build_module("arod-resnet50", junk)
+
+
+def test_pickled_objects_are_not_loaded(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1), "obj": argparse.Namespace(run="rm -rf")}, evil)
+    with pytest.raises(WeightsError):
+        read_state_dict(evil)
+
+
+def test_checksum_sidecar(arod_weights, tmp_path):
+    copy = tmp_path / "a.pt"
+    copy.write_bytes(arod_weights.read_bytes())
+    good = hashlib.sha256(copy.read_bytes()).hexdigest()
+    (tmp_path / "a.pt.sha256").write_text(good + "  a.pt\n")
+    assert read_state_dict(copy)
+    (tmp_path / "a.pt.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        read_state_dict(copy)
+
+
+def test_rules_takes_no_weights(tmp_path):
+    with pytest.raises(UsageError, match="takes no weights"):
+        load_scorer("rules", tmp_path / "x.pt")
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UsageError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_prefetch_keeps_order_and_reraises():
+    assert list(prefetch(iter(range(100)))) == list(range(100))
+
+    def broken():
+        yield 1
+        raise RuntimeError("decoder died")
+
+    with pytest.raises(RuntimeError, match="decoder died"):
+        list(prefetch(broken()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_matches_cpu(arod_weights):
+    _, module = build_module("arod-resnet50", arod_weights)
+    spec = get("arod-resnet50").spec
+    images = np.stack([view(photo(n), spec) for n in ("coffee", "chelsea", "rocket")])
+    cpu = TorchScorer("a", module, spec, "cpu").score_batch(images)["score"]
+    _, module = build_module("arod-resnet50", arod_weights)
+    gpu = TorchScorer("a", module, spec, "cuda").score_batch(images)["score"]
+    np.testing.assert_allclose(gpu, cpu, rtol=2e-2)
+    assert list(np.argsort(gpu)) == list(np.argsort(cpu))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_resize_matches_cpu_resize():
+    from framescore.preprocess import to_tensor
+
+    spec = get("arod-resnet50").spec
+    big = np.stack([photo("coffee")[:400, :600]] * 2)
+    a = to_tensor(big, spec, "cpu")
+    b = to_tensor(big, spec, "cuda").cpu()
+    assert torch.allclose(a, b, atol=1.0)
