@@ -16,6 +16,9 @@ measurements of its luminance ``Y`` (Rec. 601, in [0, 1]) and colour, each mappe
   Immerkaer's (1996) 3 x 3 noise mask, taking the *median* absolute response (divided by
   0.6745 x 6) so that texture and edges do not read as noise.
 
+Sharpness uses every pixel; the other four statistics are taken on every second pixel in each
+direction (the same estimates for a quarter of the work).
+
 score = 0.40 s + 0.20 e + 0.15 c + 0.10 k + 0.15 n, in [0, 1]; higher is better. The
 individual terms come back as extras, so a user can see why a frame scored as it did.
 """
@@ -35,38 +38,41 @@ def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     """The five rule terms (each in [0, 1]) for a batch of RGB uint8 images ``(N, H, W, 3)``."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
-    rgb = images.astype(np.float32) / 255.0
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    n = y.shape[0]
-    flat = y.reshape(n, -1)
+    n = images.shape[0]
+    c = [images[..., i].astype(np.float32) for i in range(3)]
+    y = c[0] * np.float32(0.299 / 255) + c[1] * np.float32(0.587 / 255) \
+        + c[2] * np.float32(0.114 / 255)
 
     g1 = (np.abs(y[:, :, 2:] - y[:, :, :-2]).reshape(n, -1).sum(axis=1)
           + np.abs(y[:, 2:, :] - y[:, :-2, :]).reshape(n, -1).sum(axis=1)) / 2.0
     g2 = (np.abs(y[:, :, 4:] - y[:, :, :-4]).reshape(n, -1).sum(axis=1)
           + np.abs(y[:, 4:, :] - y[:, :-4, :]).reshape(n, -1).sum(axis=1)) / 4.0
-    edges = g2 / flat.shape[1] > 2e-3  # an almost flat frame (black, fog) has no sharpness
+    edges = g2 / y[0].size > 2e-3  # an almost flat frame (black, fog) has no sharpness
     ratio = np.where(edges, g1 / np.maximum(g2, 1e-12), 1.0)
     sharpness = np.clip((ratio - 1.0) / 0.35, 0.0, 1.0)
 
+    # the other statistics on every second pixel each way: the same values, a quarter the work
+    flat = y[:, ::2, ::2].reshape(n, -1)
     mean_y = flat.mean(axis=1)
     clipped = ((flat < 0.02) | (flat > 0.98)).mean(axis=1)
     exposure = np.clip(1.0 - np.abs(mean_y - 0.5) / 0.5, 0, 1) * (1.0 - clipped)
 
     contrast = np.minimum(flat.std(axis=1) / 0.22, 1.0)
 
-    rg = (r - g).reshape(n, -1)
-    yb = (0.5 * (r + g) - b).reshape(n, -1)
+    r, g, b = (ch[:, ::2, ::2].reshape(n, -1) / np.float32(255) for ch in c)
+    rg = r - g
+    yb = 0.5 * (r + g) - b
     m = np.sqrt(rg.var(axis=1) + yb.var(axis=1)) + 0.3 * np.sqrt(
         rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2)
     colourfulness = np.minimum(m / 0.45, 1.0)
 
-    # Immerkaer: convolve with [[1,-2,1],[-2,4,-2],[1,-2,1]] and take the mean absolute response
-    k = (y[:, :-2, :-2] - 2 * y[:, :-2, 1:-1] + y[:, :-2, 2:]
-         - 2 * y[:, 1:-1, :-2] + 4 * y[:, 1:-1, 1:-1] - 2 * y[:, 1:-1, 2:]
-         + y[:, 2:, :-2] - 2 * y[:, 2:, 1:-1] + y[:, 2:, 2:])
-    # the median of every 4th response is as good an estimate and a quarter of the work
-    sigma = np.median(np.abs(k[:, ::2, ::2]).reshape(n, -1), axis=1) / (0.6745 * 6.0)
+    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]], evaluated at every second pixel each way
+    def at(dy: int, dx: int) -> np.ndarray:
+        return y[:, dy:y.shape[1] - 2 + dy:2, dx:y.shape[2] - 2 + dx:2]
+
+    k = (at(0, 0) - 2 * at(0, 1) + at(0, 2) - 2 * at(1, 0) + 4 * at(1, 1) - 2 * at(1, 2)
+         + at(2, 0) - 2 * at(2, 1) + at(2, 2))
+    sigma = np.median(np.abs(k).reshape(n, -1), axis=1) / (0.6745 * 6.0)
     cleanliness = np.exp(-np.maximum(sigma - 0.002, 0.0) / 0.01)
 
     return {"sharpness": sharpness, "exposure": exposure, "contrast": contrast,

@@ -191,7 +191,8 @@ def to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None,
         h, w = size
         if rot in (90, 270):
             h, w = w, h
-        image = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+        image = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA",
+                                 threads=2)
     if rot:
         image = np.ascontiguousarray(np.rot90(image, k=rot // 90))
     return image

@@ -1,0 +1,141 @@
+"""Key-frames throughput and memory: decode-only ceiling vs the full pipeline, per model.
+
+    python bench/keyframes.py                   # 720p + 1080p, rules and the default model
+    python bench/keyframes.py --models rules,arod-resnet50 --seconds 10 --no-memory
+
+Prints one table (markdown, to paste into bench/RESULTS.md). Clips are H.264, made from a
+pan across a real photograph, and cached in bench/.cache/. Frames/s are *video* frames per
+second of wall time (every frame is decoded whatever the sampling). Peak memory is the
+maximum RSS of a fresh process running the whole job on a 1-minute and a 10-minute clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from framescore.apps import keyframes as kf
+from framescore.io.video import DecodeStats, Sampling, _frames, _open, _video_stream, iter_frames
+from framescore.io.writer import write_clip
+from framescore.models.registry import REGISTRY, default_model, load_scorer
+from framescore.preprocess import decode_size
+from framescore.samples import photo
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def make_clip(width: int, height: int, seconds: float, fps: int = 25) -> Path:
+    path = CACHE / f"pan_{width}x{height}_{seconds:g}s.mp4"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    src = Image.fromarray(photo("hubble_deep_field"))
+    scale = max(width * 1.6 / src.width, height * 1.2 / src.height)
+    canvas = np.asarray(src.resize((round(src.width * scale), round(src.height * scale))))
+    n = int(seconds * fps)
+    span = canvas.shape[1] - width
+
+    def frames():
+        for i in range(n):
+            x = int(span * (0.5 - 0.5 * np.cos(2 * np.pi * i / max(n, 1) * 3)))
+            yield canvas[:height, x:x + width]
+
+    return write_clip(path, frames(), fps=fps, crf=23)
+
+
+def decode_only(path: Path, convert_to: tuple[int, int] | None = None) -> float:
+    """Video frames/s of PyAV alone (threaded decode; optional swscale to a size)."""
+    start = time.perf_counter()
+    n = 0
+    if convert_to is None:
+        with _open(path) as container:
+            stream = _video_stream(container, path)
+            for _ in _frames(container, stream, DecodeStats()):
+                n += 1
+    else:
+        for _ in iter_frames(path, Sampling(), size=convert_to):
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
+def pipeline(path: Path, model: str, weights: str | None, every: int) -> float:
+    """Video frames/s of the whole analysis (decode, preprocess, score, curve, peaks)."""
+    scorer = load_scorer(model, weights, device="cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    result = kf.analyze(path, kf.Settings(sampling=Sampling(every=every)), scorer=scorer)
+    return result.stats.decoded / (time.perf_counter() - start)
+
+
+def peak_rss_mb(path: Path) -> float:
+    code = (
+        "import resource, sys, tempfile\n"
+        "from framescore.cli import main\n"
+        "out = tempfile.mkdtemp()\n"
+        "rc = main([sys.argv[1], '-q', '-o', out + '/o'])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "sys.exit(rc)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def random_weights(model: str) -> str | None:
+    info = REGISTRY[model]
+    if not info.needs_weights or info.weights_available:
+        return None
+    path = CACHE / f"{model}.random.pt"
+    if not path.exists():
+        torch.manual_seed(0)
+        torch.save(info.build().state_dict(), path)
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="comma-separated (default: rules + default)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the speed clips")
+    ap.add_argument("--heavy-every", type=int, default=10,
+                    help="sampling for models slower than 50 images/s on this device")
+    ap.add_argument("--no-memory", action="store_true", help="skip the 1- and 10-minute runs")
+    args = ap.parse_args()
+    models = (args.models.split(",") if args.models
+              else sorted({"rules", default_model()}))
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    print(f"# key-frames benchmark, {date.today()}, {device}\n")
+    print("| clip | what | sampling | video frames/s | vs decode-only |")
+    print("|---|---|---|---|---|")
+    for w, h in ((1280, 720), (1920, 1080)):
+        clip = make_clip(w, h, args.seconds)
+        base = decode_only(clip)
+        print(f"| {h}p | decode only (PyAV) | every 1 | {base:.0f} | 100 % |")
+        for model in models:
+            spec = REGISTRY[model].spec
+            size = decode_size(spec) or (h, w)
+            conv = decode_only(clip, size)
+            print(f"| {h}p | decode + resize to {size[0]}x{size[1]} | every 1 | {conv:.0f} | "
+                  f"{100 * conv / base:.0f} % |")
+            weights = random_weights(model)
+            every = 1 if model == "rules" else args.heavy_every
+            fps = pipeline(clip, model, weights, every)
+            print(f"| {h}p | pipeline `{model}` | every {every} | {fps:.0f} | "
+                  f"{100 * fps / base:.0f} % |")
+    if not args.no_memory:
+        print("\n| clip (640x360 H.264, rules, every frame) | peak RSS |")
+        print("|---|---|")
+        for minutes in (1, 10):
+            clip = make_clip(640, 360, minutes * 60)
+            print(f"| {minutes} min | {peak_rss_mb(clip):.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
