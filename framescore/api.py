@@ -6,7 +6,7 @@ from pathlib import Path
 
 from framescore.apps import keyframes as _kf
 from framescore.curve import Smoothing
-from framescore.io.video import Sampling, iter_frames
+from framescore.io.video import Sampling, iter_frames, probe
 from framescore.models.registry import load_scorer
 from framescore.preprocess import decode_size
 from framescore.scoring import ScoredFrames, resolve_device, score_frames
@@ -17,7 +17,9 @@ def score_video(path: str | Path, model: str | None = None, weights: str | None 
                 batch_size: int = 32) -> ScoredFrames:
     """Raw per-frame scores of a video (every ``every``-th frame, or ``fps`` a second)."""
     scorer = load_scorer(model, weights, device=resolve_device(device))
-    frames = iter_frames(path, Sampling(every=every, fps=fps), size=decode_size(scorer.spec))
+    info = probe(path)
+    size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
+    frames = iter_frames(path, Sampling(every=every, fps=fps), size=size)
     return score_frames(frames, scorer, batch_size)
 
 

@@ -63,9 +63,24 @@ def view(image: np.ndarray, spec: InputSpec, rng: np.random.Generator | None = N
     raise ValueError(f"unknown view {spec.view!r}")
 
 
-def decode_size(spec: InputSpec) -> tuple[int, int] | None:
-    """The size a video decoder should resize frames to for ``spec`` (None: keep full size)."""
-    return spec.size if spec.view == "warp" else None
+GPU_DECODE_LINES = 720
+
+
+def decode_size(spec: InputSpec, device: torch.device | str | None = None,
+                source: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The size (h, w) a video decoder should hand frames over at for ``spec``.
+
+    On the CPU, warp views are resized by swscale straight to the model's input (cheapest).
+    On CUDA the frames stay large (aspect kept, at most 720 lines) and :func:`to_tensor`
+    warps them on the GPU. Other views need the full frame (None).
+    """
+    if spec.view != "warp":
+        return None
+    if device is not None and torch.device(device).type == "cuda" and source is not None:
+        h, w = source
+        scale = min(1.0, GPU_DECODE_LINES / min(h, w))
+        return (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
+    return spec.size
 
 
 def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,

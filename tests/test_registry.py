@@ -144,3 +144,25 @@ def test_gpu_resize_matches_cpu_resize():
     a = to_tensor(big, spec, "cpu")
     b = to_tensor(big, spec, "cuda").cpu()
     assert torch.allclose(a, b, atol=1.0)
+
+
+def test_decode_size_per_device():
+    from framescore.models.spec import InputSpec
+    from framescore.preprocess import decode_size
+
+    warp = InputSpec(224, 224)
+    assert decode_size(warp, "cpu", (1080, 1920)) == (224, 224)
+    assert decode_size(warp, "cuda", (1080, 1920)) == (720, 1280)   # the GPU warps it
+    assert decode_size(warp, "cuda", (480, 640)) == (480, 640)
+    assert decode_size(InputSpec(224, 224, view="patch"), "cpu", (1080, 1920)) is None
+
+
+def test_to_tensor_warps_and_normalizes():
+    from framescore.models.spec import InputSpec
+    from framescore.preprocess import to_tensor
+
+    spec = InputSpec(8, 8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    images = np.full((2, 30, 50, 3), 191, np.uint8)  # 0.749 → (0.749 - 0.5) / 0.25
+    x = to_tensor(images, spec)
+    assert x.shape == (2, 3, 8, 8)
+    assert torch.allclose(x, torch.full_like(x, (191 / 255 - 0.5) / 0.25), atol=1e-4)

@@ -112,7 +112,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     if on_start:
         on_start(_estimate_kept(info, settings.sampling))
     stats = DecodeStats()
-    size = decode_size(scorer.spec)
+    size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
     sigs = Signatures()
     frames = sigs.tap(iter_frames(path, settings.sampling, size=size, stats=stats))
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch)
