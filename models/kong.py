@@ -1,0 +1,253 @@
+"""Kong et al. 2016, "Photo Aesthetics Ranking Network with Attributes and Content Adaptation".
+
+A fine-tuned AlexNet (conv1–fc7 from ImageNet) whose fc8 regresses the mean rating rescaled to
+[0, 1]. Four registered variants, all 227 x 227 warped input with ImageNet mean/std (the user's
+ImageNet weights are torchvision's AlexNet, which expects that normalization):
+
+``kong-reg``           fc7 → 1 (Euclidean loss).
+``kong-reg-rank``      the same network trained on Siamese pairs with reg + ω_r·rank hinge.
+``kong-reg-rank-att``  the released model's head: fc7 → fc8new (512, ReLU) and 11 attribute
+                       branches fc7 → fc 256 (ReLU) → 1; the 512 + 11·256 = 3,328 features
+                       concatenated → fc 128 (ReLU) → score. Attributes regressed with ω_a = 0.1.
+``kong-full``          + content gating: K = 10 k-means centroids of L2-normalized fc7
+                       features (a buffer, set by :meth:`KongNet.set_centroids` from
+                       :func:`kmeans`); p = softmax(−‖f̂ − c_k‖² / τ) weights K content-specific
+                       score heads on the fc 128 features: score = Σ_k p_k·s_k.
+
+Our choices where the paper is silent: torchvision's AlexNet stands in for CaffeNet (64-192-
+384-256-256 channels instead of 96-256-384-384-256, same fc6/fc7); the gating temperature τ
+is 0.1; content heads share the fc 128 layer. The score is the predicted mean rating in
+[0, 1] (AADB's scale) — higher is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import alexnet
+
+from framescore.errors import WeightsError
+from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
+from framescore.models.weights import read_state_dict
+
+SPEC = InputSpec(height=227, width=227, mean=IMAGENET_MEAN, std=IMAGENET_STD, view="warp")
+
+ATTRIBUTES = ("BalacingElements", "ColorHarmony", "Content", "DoF", "Light", "MotionBlur",
+              "Object", "Repetition", "RuleOfThirds", "Symmetry", "VividColor")
+CONTENT_K = 10
+
+
+def load_torchvision_part(target: nn.Module, path: str | Path, arch: str,
+                          rename: Callable[[str], str | None]) -> nn.Module:
+    """Load the part of a torchvision ImageNet state dict that ``target`` holds.
+
+    ``rename`` maps a torchvision key to ``target``'s key, or None to drop it (e.g. fc8).
+    Every tensor of ``target`` must be filled with the right shape, else one
+    :class:`WeightsError` line says the file is not a torchvision ``arch`` checkpoint.
+    """
+    state = read_state_dict(path)
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = rename(key)
+        if new is not None:
+            mapped[new] = value
+    own = target.state_dict()
+    missing = [k for k in own if k not in mapped]
+    unexpected = [k for k in mapped if k not in own]
+    wrong = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} tensors missing")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected")
+        if wrong:
+            detail.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
+        raise WeightsError(f"{path}: not a torchvision {arch} ImageNet state dict "
+                           f"({', '.join(detail)})")
+    target.load_state_dict(mapped, strict=True)
+    return target
+
+
+class AlexNetTrunk(nn.Module):
+    """AlexNet conv1–fc7 (torchvision layout): ``(N, 3, H, W)`` → fc7 features ``(N, 4096)``.
+
+    ``fc67`` mirrors torchvision's ``classifier[0:6]`` (dropout, fc6, ReLU, dropout, fc7, ReLU)
+    so ImageNet weights map by name.
+    """
+
+    out_features = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        net = alexnet(weights=None)
+        self.features = net.features
+        self.avgpool = net.avgpool
+        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc67(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    def load_imagenet(self, path: str | Path) -> AlexNetTrunk:
+        """Fill conv1–fc7 from a torchvision ``alexnet`` state dict file (fc8 is dropped)."""
+
+        def rename(key: str) -> str | None:
+            if key.startswith("features."):
+                return key
+            if key.startswith("classifier."):
+                index = int(key.split(".")[1])
+                return None if index >= 6 else "fc67." + key.removeprefix("classifier.")
+            return key
+
+        return load_torchvision_part(self, path, "alexnet", rename)
+
+
+def kmeans(features: torch.Tensor, k: int = CONTENT_K, iters: int = 50,
+           seed: int = 0) -> torch.Tensor:
+    """Centroids ``(k, D)`` of the L2-normalized rows of ``features`` (k-means++ start, Lloyd).
+
+    This is how Kong's content clusters are found (K = 10 on fc7 features). Deterministic for
+    a given ``seed``; an emptied cluster is re-seeded with the point farthest from its centroid.
+    """
+    x = F.normalize(features.detach().float(), dim=1)
+    n = x.shape[0]
+    if n < k:
+        raise ValueError(f"kmeans: {n} feature rows for {k} clusters")
+    gen = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randint(n, (1,), generator=gen)]
+    for _ in range(1, k):
+        d2 = torch.cdist(x, centroids).pow(2).min(dim=1).values
+        probs = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full((n,), 1.0 / n)
+        centroids = torch.cat([centroids, x[torch.multinomial(probs, 1, generator=gen)]])
+    for _ in range(iters):
+        dist = torch.cdist(x, centroids)
+        assign = dist.argmin(dim=1)
+        new = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        new = new / counts.clamp_min(1).unsqueeze(1)
+        if bool(empty.any()):
+            far = dist.gather(1, assign.unsqueeze(1)).squeeze(1).argsort(descending=True)
+            new[empty] = x[far[: int(empty.sum())]]
+        if torch.allclose(new, centroids):
+            centroids = new
+            break
+        centroids = new
+    return centroids
+
+
+class KongNet(nn.Module):
+    """AlexNet regression with optional attribute branches and content gating.
+
+    ``forward(x)`` → ``{"score": (N,)}`` plus ``"attributes"`` (N, 11) with attributes and
+    ``"content"`` (N, K) gating probabilities with content. ``features(x)`` gives fc7 (for
+    k-means); ``set_centroids`` installs the content clusters.
+    """
+
+    def __init__(self, attributes: bool = False, content_k: int = 0,
+                 temperature: float = 0.1) -> None:
+        super().__init__()
+        if content_k and not attributes:
+            raise ValueError("the content branch sits on the attribute model's features")
+        self.trunk = AlexNetTrunk()
+        self.use_attributes = attributes
+        self.content_k = content_k
+        d = AlexNetTrunk.out_features
+        if not attributes:
+            self.head = nn.Linear(d, 1)
+            return
+        self.aesthetic = nn.Sequential(nn.Linear(d, 512), nn.ReLU(inplace=True))
+        self.attr_hidden = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, 256), nn.ReLU(inplace=True)) for _ in ATTRIBUTES)
+        self.attr_out = nn.ModuleList(nn.Linear(256, 1) for _ in ATTRIBUTES)
+        self.fuse = nn.Sequential(nn.Linear(512 + 256 * len(ATTRIBUTES), 128),
+                                  nn.ReLU(inplace=True))
+        self.head = nn.Linear(128, content_k or 1)
+        if content_k:
+            self.register_buffer("centroids", torch.zeros(content_k, d))
+            self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """fc7 features ``(N, 4096)`` (before any head)."""
+        return self.trunk(x)
+
+    def set_centroids(self, centroids: torch.Tensor) -> None:
+        """Install the K content centroids (``(K, 4096)``, e.g. from :func:`kmeans`)."""
+        if not self.content_k:
+            raise ValueError("this model has no content branch")
+        if tuple(centroids.shape) != tuple(self.centroids.shape):
+            raise ValueError(f"centroids of shape {tuple(self.centroids.shape)} expected, "
+                             f"got {tuple(centroids.shape)}")
+        self.centroids.copy_(centroids.to(self.centroids))
+
+    def content_probs(self, fc7: torch.Tensor) -> torch.Tensor:
+        """Gating ``softmax(−‖f̂ − c_k‖² / τ)`` over the K centroids, f̂ = fc7 / ‖fc7‖."""
+        f = F.normalize(fc7, dim=1)
+        d2 = (f.unsqueeze(1) - self.centroids.unsqueeze(0)).pow(2).sum(-1)
+        return torch.softmax(-d2 / self.temperature, dim=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        fc7 = self.trunk(x)
+        if not self.use_attributes:
+            return {"score": self.head(fc7).squeeze(1)}
+        hidden = [branch(fc7) for branch in self.attr_hidden]
+        attrs = torch.cat([out(h) for out, h in zip(self.attr_out, hidden, strict=True)], dim=1)
+        z = self.fuse(torch.cat([self.aesthetic(fc7), *hidden], dim=1))
+        heads = self.head(z)
+        if not self.content_k:
+            return {"score": heads.squeeze(1), "attributes": attrs}
+        probs = self.content_probs(fc7)
+        return {"score": (heads * probs).sum(1), "attributes": attrs, "content": probs}
+
+
+def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
+    """Initialize a :class:`KongNet`'s conv1–fc7 from a torchvision ``alexnet`` state dict."""
+    if not isinstance(module, KongNet):
+        raise TypeError(f"a KongNet expected, got {type(module).__name__}")
+    module.trunk.load_imagenet(path)
+    return module
+
+
+RECIPE = {
+    "input": "warp to 256, random 227 crop (+ horizontal flip); test: warp to 227",
+    "optimizer": "sgd", "lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-5,
+    "lr_schedule": "x0.1 on plateau (annealed)", "batch_size": 64,
+    "our_choices": ("batch_size", "lr_schedule trigger", "content temperature 0.1"),
+    "target": "mean rating rescaled to [0, 1] (AADB score; AVA: (mean - 1) / 9)",
+    "alpha": {"aadb": 0.02, "ava": 0.15}, "omega_r": {"aadb": 1.0, "ava": 0.1},
+    "omega_a": 0.1, "pairs": "within-rater + cross-rater", "content_k": CONTENT_K,
+}
+
+_VARIANTS = (
+    ("kong-reg", "Reg: AlexNet fc7 → 1, Euclidean loss on the mean rating", False, 0,
+     "euclidean", {"aadb_spearman": 0.6239, "ava_spearman": 0.4995}),
+    ("kong-reg-rank", "Reg+Rank: Siamese pairs, Euclidean + ω_r·rank hinge", False, 0,
+     "reg_rank", {"aadb_spearman": 0.6515}),
+    ("kong-reg-rank-att", "Reg+Rank+Att: 11 attribute branches fused with the score", True, 0,
+     "reg_rank+attributes", {"aadb_spearman": 0.6656}),
+    ("kong-full", "Reg+Rank+Att+Cont: content-gated (k-means, K = 10) score heads", True,
+     CONTENT_K, "reg_rank+attributes",
+     {"aadb_spearman": 0.6782, "aadb_spearman_cont_only": 0.6737, "ava_spearman": 0.5581,
+      "ava_accuracy": 77.33}),
+)
+
+
+def entries() -> list[ModelInfo]:
+    out = []
+    for name, summary, att, k, loss, reported in _VARIANTS:
+        outputs = ("score",) + (("attributes",) if att else ()) + (("content",) if k else ())
+        out.append(ModelInfo(
+            name=name, paper="Kong et al. 2016, Photo Aesthetics Ranking Network with "
+                             "Attributes and Content Adaptation (ECCV)",
+            summary=summary, spec=SPEC, build=partial(KongNet, attributes=att, content_k=k),
+            needs_weights=True, outputs=outputs, card="cards/kong.md",
+            extra={"family": "kong", "task": "regression", "loss": loss,
+                   "pairs": name != "kong-reg", "imagenet": "alexnet",
+                   "score_scale": (0.0, 1.0), "recipe": RECIPE, "reported": reported,
+                   "attributes": ATTRIBUTES if att else ()}))
+    return out

@@ -1,0 +1,115 @@
+"""Relative aesthetics: a Siamese ranking network (Chandakkar, Gattupalli & Li, ICPR 2016).
+
+Each image of a pair goes through one channel of two RAPID-like columns (the warped image and a
+local patch; conv1 padded by 3, "224 padded by 3"), giving C = [fc256_global, fc256_local]
+(512-D). Both images share the weights. The pair's output is
+
+    d(I1, I2) = w2ᵀ relu(w1ᵀ (C1 − C2))        (w1: 512 → 256, w2: 256 → 1, no biases)
+
+trained with the hinge max(0, δ − y·d), δ = 3 (``relative_hinge_loss``), y = +1 when I1 is the
+better image. d(I, I) = 0 exactly; d is not antisymmetric in general (the ReLU), but
+d(I1, I2) − d(I2, I1) = w2ᵀ w1ᵀ (C1 − C2).
+
+A single channel scores one image (to rank many images and for export):
+``forward(x)`` → score s(I) = w2ᵀ relu(w1ᵀ C(I)) and ``prob_high`` = sigmoid(s) — the paper's
+"one column + sigmoid, no retraining" binary classifier (71.60 % on AVA).
+
+Input: 224 x 224, mean-RGB subtraction only (0..255 pixels minus the ImageNet channel means,
+no division by a std; trained from scratch). As for RAPID's DCNN, ``forward_views(global,
+local)`` / ``compare(x1, x2, local1, local2)`` take both views; with one tensor the warped
+image feeds both columns (deployment approximation). Our choices: hidden width 256, ImageNet
+channel means for the "mean RGB".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from framescore.errors import UsageError
+from framescore.models.rapid import ScnnColumn
+from framescore.models.spec import IMAGENET_MEAN, InputSpec, ModelInfo
+
+_UNIT = (1 / 255, 1 / 255, 1 / 255)
+SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=_UNIT, view="warp")
+LOCAL_SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=_UNIT, view="patch")
+HIDDEN = 256
+
+
+class RelativeNet(nn.Module):
+    """The Siamese two-channel, two-column net; one channel scores one image."""
+
+    def __init__(self, hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.global_column = ScnnColumn(conv1_padding=3)
+        self.local_column = ScnnColumn(conv1_padding=3)
+        dim = 2 * ScnnColumn.out_features
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, 1, bias=False)
+
+    def embed_views(self, global_x: torch.Tensor,
+                    local_x: torch.Tensor | None = None) -> torch.Tensor:
+        """C = [global fc256, local fc256] ``(N, 512)``; the global view feeds both if alone."""
+        local_x = global_x if local_x is None else local_x
+        return torch.cat([self.global_column(global_x), self.local_column(local_x)], dim=1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """C of one batch (the warped image feeds both columns)."""
+        return self.embed_views(x, x)
+
+    def head(self, c: torch.Tensor) -> torch.Tensor:
+        """``w2ᵀ relu(w1ᵀ c)`` → ``(N,)``."""
+        return self.w2(torch.relu(self.w1(c))).squeeze(1)
+
+    def compare(self, x1: torch.Tensor, x2: torch.Tensor, local1: torch.Tensor | None = None,
+                local2: torch.Tensor | None = None) -> torch.Tensor:
+        """d(I1, I2) ``(N,)``: positive when the first image is judged better."""
+        return self.head(self.embed_views(x1, local1) - self.embed_views(x2, local2))
+
+    def forward_views(self, global_x: torch.Tensor,
+                      local_x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        s = self.head(self.embed_views(global_x, local_x))
+        return {"score": s, "prob_high": torch.sigmoid(s)}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_views(x, x)
+
+
+def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
+    """The relative net trains from scratch: ImageNet weights are a usage error.
+
+    (Its columns can start from trained RAPID SCNNs with
+    :func:`framescore.models.rapid.load_scnn_column`; the shapes match.)
+    """
+    raise UsageError("relative-siamese trains from scratch and takes no ImageNet weights")
+
+
+RECIPE = {
+    "input": "warp to 224 and a local 224 patch, mean-RGB subtraction only",
+    "pairs": "AVA: |mean1 - mean2| >= 1, both rating variances < 2.6, same semantic tag; "
+             "20k train / 3k val pairs of unique images, 20k test pairs; standard: 7,670 "
+             "pairs from the 20k generic test ids",
+    "optimizer": "sgd", "nesterov": True, "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-6,
+    "lr_schedule": "x0.85 every 10 epochs", "batch_size": 50,
+    "early_stop": "10 epochs without validation gain", "delta": 3.0,
+}
+
+
+def entries() -> list[ModelInfo]:
+    return [ModelInfo(
+        name="relative-siamese",
+        paper="Chandakkar, Gattupalli & Li 2016, A Computational Approach to Relative "
+              "Aesthetics (ICPR)",
+        summary="Siamese two-channel, two-column RAPID-like net; d = w2·relu(w1·(C1 − C2)); "
+                "one channel scores one image",
+        spec=SPEC, build=RelativeNet, needs_weights=True, outputs=("score", "prob_high"),
+        card="cards/relative.md",
+        extra={"family": "relative", "task": "pairs", "loss": "relative_hinge_loss",
+               "imagenet": None, "views": {"global": SPEC, "local": LOCAL_SPEC},
+               "recipe": RECIPE,
+               "reported": {"pair_accuracy_own": 70.51, "pair_accuracy_standard": 76.77,
+                            "rapid_pair_accuracy_own": 62.21,
+                            "rapid_pair_accuracy_standard": 65.87,
+                            "ava_accuracy_single_column": 71.60}})]
