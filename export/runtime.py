@@ -1,0 +1,100 @@
+"""Scoring with an exported ONNX file through onnxruntime (``--model path/to/model.onnx``).
+
+The file carries what is needed to use it (see :mod:`framescore.export.onnx`): the model name,
+input height/width and view in its ``metadata_props``; the graph takes float32 RGB 0..255
+``(N, 3, H, W)`` and normalizes by itself. :class:`OnnxScorer` therefore only transposes the
+uint8 batch (and warps it to the input size, the same way :class:`~framescore.scoring.TorchScorer`
+does, when it is not there yet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from framescore.errors import UsageError, WeightsError
+from framescore.models.spec import InputSpec
+
+
+class OnnxScorer:
+    """A :class:`~framescore.models.spec.Scorer` running an exported ONNX file on the CPU
+    (or CUDA when onnxruntime-gpu is installed and ``device`` asks for it)."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"{path}: ONNX file not found")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UsageError("onnxruntime is not installed (pip install 'framescore[export]')") \
+                from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and \
+                "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise WeightsError(f"{path}: not a usable ONNX model ({first[:160]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "framescore.model" not in meta:
+            raise WeightsError(f"{path}: not a framescore export (no framescore metadata; "
+                               "write it with `framescore export`)")
+        self.path = path
+        self.metadata = dict(meta)
+        self.name = meta["framescore.model"]
+        self.precision = meta.get("framescore.precision", "fp32")
+        mean = tuple(float(v) for v in meta.get("framescore.mean", "0,0,0").split(","))
+        std = tuple(float(v) for v in meta.get("framescore.std", "1,1,1").split(","))
+        self.spec = InputSpec(height=int(meta["framescore.height"]),
+                              width=int(meta["framescore.width"]), mean=mean, std=std,
+                              view=meta.get("framescore.view", "warp"))
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        first = inp.shape[0]
+        self.batch = first if isinstance(first, int) and first > 0 else None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __repr__(self) -> str:
+        return f"OnnxScorer({str(self.path)!r}, model={self.name!r}, {self.precision})"
+
+    def _pixels(self, images: np.ndarray) -> np.ndarray:
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
+        if images.shape[1:3] != self.spec.size:
+            import torch
+
+            from framescore.preprocess import to_tensor
+
+            # same antialiased warp as TorchScorer, with identity normalization (0..255 out)
+            raw = InputSpec(self.spec.height, self.spec.width, mean=(0.0, 0.0, 0.0),
+                            std=(1 / 255, 1 / 255, 1 / 255))
+            with torch.inference_mode():
+                return to_tensor(images, raw).numpy().astype(self.input_dtype)
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=self.input_dtype)
+
+    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Scores and extras of uint8 RGB ``(N, H, W, 3)`` images, as float32 arrays."""
+        x = self._pixels(np.asarray(images))
+        n = x.shape[0]
+        step = self.batch or n
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, n, step):
+            chunk = x[start:start + step]
+            if self.batch and len(chunk) < self.batch:  # a fixed-batch file: pad with copies
+                pad = np.repeat(chunk[-1:], self.batch - len(chunk), axis=0)
+                chunk = np.concatenate([chunk, pad])
+            got = self.session.run(None, {self.input_name: chunk})
+            parts.append([g[:min(step, n - start)] for g in got])
+        out = {name: np.concatenate([p[i] for p in parts]).astype(np.float32)
+               for i, name in enumerate(self.outputs)}
+        out["score"] = out["score"].reshape(n)
+        return out
