@@ -1,0 +1,319 @@
+"""Graded, realistic photographic faults: the damage that spoils video frames and burst shots.
+
+Every fault is a function ``fault(image, severity, rng) -> image``:
+
+* ``image`` an RGB uint8 array ``(H, W, 3)``; the result has the same shape and dtype;
+* ``severity`` in [0, 1]: 0 returns an unchanged copy, 1 is the strongest damage this module
+  makes; the damage grows monotonically with severity for a fixed ``rng`` state;
+* ``rng`` a :class:`numpy.random.Generator` for the fault's random choices (blur direction,
+  noise, crop corner...). Two calls with generators in the same state give the same image.
+
+Sizes are relative to the image (blur widths as a share of the short side), so a fault reads
+the same on a 640-pixel working copy as on a 4K photo. Photometric faults work in linear light
+where the camera would (exposure), in display values where an editor or a video fade would.
+
+======================  ======================================================================
+``gaussian_blur``       soft focus / lens softness: Gaussian, σ = 2 % of the short side at 1
+``defocus``             out-of-focus: uniform disk (the lens aperture), radius 2.5 % at 1
+``motion_blur``         camera shake (a random-walk path) or linear motion at any angle,
+                        path length 6 % of the short side at 1
+``noise``               sensor noise: signal-dependent (shot) + read noise, luminance and
+                        chroma, σ up to 0.12 of full scale at mid-grey
+``underexposure``       exposure −3 EV at 1 in linear light (sRGB-like γ 2.2), 8-bit quantized
+``overexposure``        exposure +2.5 EV at 1 in linear light, highlights clip
+``low_contrast``        tones compressed towards the mean luminance (flat light, haze): ×0.2
+``washed_out``          saturation × 0.1 and blacks lifted by 0.15 at 1 (faded colour)
+``jpeg``                JPEG at quality 40 → 4 (blocking, ringing, chroma smear, 4:2:0)
+``tilt``                rotation up to ±12°, cropped to the largest upright rectangle
+``framing``             a tight off-centre crop (down to 45 % of each side) anchored to a random
+                        corner or edge, so the subject is cut or pushed to the border
+``fade_black``          a video fade to black: blend with black up to 92 %
+``fade_white``          a fade to white: blend with white up to 92 %
+======================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage, signal
+
+Fault = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
+
+_GAMMA = 2.2
+
+
+def _check(image: np.ndarray, severity: float) -> float:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
+            or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {shape} "
+                         f"{getattr(image, 'dtype', type(image).__name__)}")
+    if min(image.shape[:2]) < 8:
+        raise ValueError(f"image too small for faults: {image.shape[:2]}")
+    severity = float(severity)
+    if not 0.0 <= severity <= 1.0 or math.isnan(severity):
+        raise ValueError(f"severity must be in [0, 1], got {severity}")
+    return severity
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] → uint8, rounded and clipped."""
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0
+
+
+def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve each channel with ``kernel`` (normalized), borders reflected; uint8 result."""
+    kernel = kernel / kernel.sum()
+    ph, pw = kernel.shape[0] // 2 + 1, kernel.shape[1] // 2 + 1
+    x = np.pad(_float(image), ((ph, ph), (pw, pw), (0, 0)), mode="reflect")
+    out = signal.fftconvolve(x, kernel[:, :, None].astype(np.float32), mode="same", axes=(0, 1))
+    return _to_uint8(out[ph:-ph, pw:-pw])
+
+
+def _short(image: np.ndarray) -> int:
+    return min(image.shape[:2])
+
+
+def gaussian_blur(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Soft focus: Gaussian blur with σ = 0.02·severity·short side (pixels)."""
+    s = _check(image, severity)
+    sigma = 0.02 * s * _short(image)
+    if sigma < 0.05:
+        return image.copy()
+    out = ndimage.gaussian_filter(_float(image), sigma=(sigma, sigma, 0), mode="reflect")
+    return _to_uint8(out)
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = max(radius, 0.5)
+    n = int(math.ceil(r))
+    yy, xx = np.mgrid[-n:n + 1, -n:n + 1].astype(np.float32)
+    # anti-aliased disk: coverage falls off over one pixel at the rim
+    return np.clip(r + 0.5 - np.sqrt(xx ** 2 + yy ** 2), 0.0, 1.0)
+
+
+def defocus(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Out-of-focus lens: convolution with a uniform disk of radius 0.025·severity·short side.
+
+    A disk (the image of the aperture) rather than a Gaussian: edges become flat-topped
+    bokeh and fine texture vanishes, as when the focus misses.
+    """
+    s = _check(image, severity)
+    radius = 0.025 * s * _short(image)
+    if radius < 0.5:
+        return image.copy()
+    return _convolve(image, _disk(radius))
+
+
+def _path_kernel(points: np.ndarray) -> np.ndarray:
+    """Rasterize a motion path (K, 2) of (y, x) offsets into a normalized blur kernel."""
+    points = points - points.mean(axis=0)
+    n = int(math.ceil(np.abs(points).max())) + 1
+    kernel = np.zeros((2 * n + 1, 2 * n + 1), dtype=np.float32)
+    # bilinear splatting of densely resampled path points: time spent per pixel
+    seg = np.diff(points, axis=0)
+    length = float(np.sqrt((seg ** 2).sum(axis=1)).sum())
+    steps = max(int(length * 4), 2)
+    t = np.linspace(0, len(points) - 1, steps)
+    i = np.minimum(t.astype(int), len(points) - 2)
+    f = (t - i)[:, None]
+    dense = points[i] * (1 - f) + points[i + 1] * f + n
+    y0, x0 = np.floor(dense[:, 0]).astype(int), np.floor(dense[:, 1]).astype(int)
+    fy, fx = dense[:, 0] - y0, dense[:, 1] - x0
+    for dy, dx, w in ((0, 0, (1 - fy) * (1 - fx)), (1, 0, fy * (1 - fx)),
+                      (0, 1, (1 - fy) * fx), (1, 1, fy * fx)):
+        np.add.at(kernel, (np.clip(y0 + dy, 0, 2 * n), np.clip(x0 + dx, 0, 2 * n)), w)
+    return kernel
+
+
+def motion_blur(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Motion blur along a path of length 0.06·severity·short side.
+
+    With probability ½ the path is a straight line at a uniform random angle (a pan, or the
+    subject crossing the frame); otherwise a camera-shake path: a smooth random walk whose
+    direction drifts (the hand's tremor during the exposure). The shape is drawn from ``rng``
+    first, so the same generator state gives the same path at every severity, only longer.
+    """
+    s = _check(image, severity)
+    shake = bool(rng.random() < 0.5)
+    angle = rng.uniform(0, math.pi)
+    turns = rng.normal(0.0, 0.35, size=15).cumsum() if shake else np.zeros(15)
+    length = 0.06 * s * _short(image)
+    if length < 1.0:
+        return image.copy()
+    heading = angle + turns
+    step = length / len(heading)
+    path = np.concatenate([[[0.0, 0.0]], np.cumsum(
+        np.stack([np.sin(heading), np.cos(heading)], axis=1) * step, axis=0)])
+    return _convolve(image, _path_kernel(path))
+
+
+def noise(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Sensor noise: variance ``σ²·(0.25 + 1.5·x)`` per pixel (read + shot noise), σ = 0.12·sev.
+
+    ``x`` is the linear-light signal; 70 % of the noise is common to the three channels
+    (luminance), 30 % independent per channel (chroma), as in a demosaicked raw file.
+    """
+    s = _check(image, severity)
+    h, w = image.shape[:2]
+    lum = rng.standard_normal((h, w, 1), dtype=np.float32)
+    chroma = rng.standard_normal((h, w, 3), dtype=np.float32)
+    if s == 0:
+        return image.copy()
+    x = _float(image)
+    linear = x ** _GAMMA
+    sigma = 0.12 * s * np.sqrt(0.25 + 1.5 * linear)
+    n = sigma * (np.sqrt(0.7) * lum + np.sqrt(0.3) * chroma)
+    return _to_uint8(x + n)
+
+
+def _exposure(image: np.ndarray, ev: float) -> np.ndarray:
+    linear = _float(image) ** _GAMMA
+    return _to_uint8(np.clip(linear * (2.0 ** ev), 0, 1) ** (1 / _GAMMA))
+
+
+def underexposure(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Underexposure by 3·severity stops: linear light × 2^(−3·sev), then γ and 8 bits."""
+    s = _check(image, severity)
+    return image.copy() if s == 0 else _exposure(image, -3.0 * s)
+
+
+def overexposure(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Overexposure by 2.5·severity stops: linear light × 2^(2.5·sev), highlights clipped."""
+    s = _check(image, severity)
+    return image.copy() if s == 0 else _exposure(image, 2.5 * s)
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+
+
+def low_contrast(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Flat light / haze: ``m + (x − m)·(1 − 0.8·sev)``, ``m`` the mean luminance."""
+    s = _check(image, severity)
+    if s == 0:
+        return image.copy()
+    x = _float(image)
+    m = float(_luma(x).mean())
+    return _to_uint8(m + (x - m) * (1.0 - 0.8 * s))
+
+
+def washed_out(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Faded colour: saturation × (1 − 0.9·sev) around the luminance, blacks lifted 0.15·sev."""
+    s = _check(image, severity)
+    if s == 0:
+        return image.copy()
+    x = _float(image)
+    y = _luma(x)[..., None]
+    x = y + (x - y) * (1.0 - 0.9 * s)
+    lift = 0.15 * s
+    return _to_uint8(lift + (1.0 - lift) * x)
+
+
+def jpeg(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Compression: JPEG at quality ``round(40 − 36·sev)`` (40 → 4), 4:2:0 chroma."""
+    s = _check(image, severity)
+    if s == 0:
+        return image.copy()
+    quality = int(round(40 - 36 * s))
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality, subsampling=2)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def tilt(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A crooked horizon: rotation by ±12·sev degrees (sign from ``rng``), then the largest
+    centred rectangle of the original aspect ratio that holds no border is cropped and resized
+    back to the original size."""
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    s = _check(image, severity)
+    angle = 12.0 * s
+    if angle < 0.05:
+        return image.copy()
+    h, w = image.shape[:2]
+    theta = math.radians(angle)
+    c, si = math.cos(theta), math.sin(theta)
+    # largest axis-aligned h'×w' with h'/w' = h/w inside the w×h rectangle rotated by theta
+    k = min(h / (h * c + w * si), w / (w * c + h * si))
+    rotated = Image.fromarray(image).rotate(sign * angle, resample=Image.Resampling.BICUBIC,
+                                            expand=False)
+    ch, cw = max(2, int(h * k)), max(2, int(w * k))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = np.asarray(rotated)[top:top + ch, left:left + cw]
+    return _resize(crop, h, w)
+
+
+def framing(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """Bad framing: a crop of (1 − 0.55·sev) of each side anchored to a random corner or edge
+    midpoint (never the centre), resized back to the original size. The photographer's centre
+    of interest is cut or pushed to the border, as when a burst frame is badly aimed."""
+    anchors = ((0, 0), (0, 1), (1, 0), (1, 1), (0, 0.5), (1, 0.5), (0.5, 0), (0.5, 1))
+    ay, ax = anchors[int(rng.integers(len(anchors)))]
+    s = _check(image, severity)
+    scale = 1.0 - 0.55 * s
+    h, w = image.shape[:2]
+    ch, cw = max(2, round(h * scale)), max(2, round(w * scale))
+    if ch == h and cw == w:
+        return image.copy()
+    top, left = round((h - ch) * ay), round((w - cw) * ax)
+    return _resize(image[top:top + ch, left:left + cw], h, w)
+
+
+def fade_black(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A fade to black (video transition): ``x·(1 − 0.92·sev)`` in display values."""
+    s = _check(image, severity)
+    return image.copy() if s == 0 else _to_uint8(_float(image) * (1.0 - 0.92 * s))
+
+
+def fade_white(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """A fade to white: ``x + (1 − x)·0.92·sev`` in display values."""
+    s = _check(image, severity)
+    if s == 0:
+        return image.copy()
+    x = _float(image)
+    return _to_uint8(x + (1.0 - x) * 0.92 * s)
+
+
+FAULTS: dict[str, Fault] = {
+    "gaussian_blur": gaussian_blur,
+    "defocus": defocus,
+    "motion_blur": motion_blur,
+    "noise": noise,
+    "underexposure": underexposure,
+    "overexposure": overexposure,
+    "low_contrast": low_contrast,
+    "washed_out": washed_out,
+    "jpeg": jpeg,
+    "tilt": tilt,
+    "framing": framing,
+    "fade_black": fade_black,
+    "fade_white": fade_white,
+}
+
+
+def apply(name: str, image: np.ndarray, severity: float, seed: int) -> np.ndarray:
+    """Fault ``name`` at ``severity`` with its random choices drawn from ``seed``.
+
+    The same (image, name, severity, seed) always gives the same result, and the same seed at
+    two severities gives the same blur path, crop corner, noise pattern: only the amount differs.
+    """
+    try:
+        fault = FAULTS[name]
+    except KeyError:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})") from None
+    return fault(image, severity, np.random.default_rng(seed))
