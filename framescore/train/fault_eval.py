@@ -1,0 +1,218 @@
+"""Held-out photos x fault types: how often a scorer ranks the less damaged image first.
+
+For every held-out photo (loaded as :func:`framescore.apps.hints.load_photo` does for
+training: long side 480), every fault of :data:`framescore.faults.FAULTS` and ``repeats``
+independent draws of the fault's random choices (blur path, crop corner, noise...), the photo
+is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the clean photo. Every pair of two
+different severities of one draw is a test pair (6 per draw), and it is ranked correctly when
+the less damaged image scores higher; an exact tie counts one half.
+
+    accuracy(fault) = (correct + ½ ties) / pairs of that fault
+    overall         = the same over all pairs (every fault has the same number of pairs)
+
+Each scorer sees every render through its own input view (``framescore.preprocess.view``), so
+a model at 160 px and the rules scorer at 256 px judge the same renders. The draws are
+seeded by ``(seed, photo hash, fault, repeat)``, so a table is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from framescore import faults as faultlib
+from framescore.apps import hints
+from framescore.errors import DataError
+from framescore.models.spec import Scorer
+from framescore.preprocess import view
+
+SEVERITIES = (0.0, 1 / 3, 2 / 3, 1.0)
+
+
+@dataclass
+class FaultTable:
+    """Pair-ranking results of one scorer, per fault."""
+
+    name: str
+    correct: dict[str, float] = field(default_factory=dict)   # ties count ½
+    pairs: dict[str, int] = field(default_factory=dict)
+
+    def accuracy(self, fault: str) -> float:
+        return self.correct[fault] / self.pairs[fault] if self.pairs.get(fault) else float("nan")
+
+    @property
+    def overall(self) -> float:
+        total = sum(self.pairs.values())
+        return sum(self.correct.values()) / total if total else float("nan")
+
+    def as_dict(self) -> dict:
+        return {"model": self.name, "overall": self.overall, "pairs": sum(self.pairs.values()),
+                "per_fault": {f: {"accuracy": self.accuracy(f), "pairs": self.pairs[f]}
+                              for f in self.pairs}}
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One photo x fault x repeat: the renders at each severity (clean first)."""
+
+    photo: str
+    fault: str
+    repeat: int
+    images: tuple[np.ndarray, ...]
+
+
+def _draw_seed(seed: int, photo_sha: str, fault: str, repeat: int) -> int:
+    digest = hashlib.sha256(f"eval:{seed}:{photo_sha}:{fault}:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def draws(photos: Sequence[str | Path], seed: int = 0, repeats: int = 2,
+          fault_names: Sequence[str] | None = None, long_side: int = 480,
+          severities: Sequence[float] = SEVERITIES) -> Iterator[Draw]:
+    """Render the evaluation set, one draw at a time (photos are loaded once each)."""
+    names = list(fault_names) if fault_names else list(faultlib.FAULTS)
+    if len(severities) < 2 or list(severities) != sorted(severities) or severities[0] != 0:
+        raise ValueError("severities must start at 0 and increase")
+    for path in photos:
+        sha = hints.file_sha256(path)
+        photo = hints.load_photo(path, long_side)
+        for fault in names:
+            for rep in range(repeats):
+                s = _draw_seed(seed, sha, fault, rep)
+                images = tuple(photo if sev == 0 else faultlib.apply(fault, photo, sev, s)
+                               for sev in severities)
+                yield Draw(str(path), fault, rep, images)
+
+
+def _score(scorer: Scorer, images: Sequence[np.ndarray]) -> np.ndarray:
+    batch = np.stack([view(im, scorer.spec) for im in images])
+    return np.asarray(scorer.score_batch(batch)["score"], dtype=np.float64).reshape(-1)
+
+
+def evaluate(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: int = 0,
+             repeats: int = 2, fault_names: Sequence[str] | None = None,
+             on_draw: Callable[[int], None] | None = None) -> list[FaultTable]:
+    """One :class:`FaultTable` per scorer over the held-out ``photos``."""
+    if not photos:
+        raise DataError("no held-out photos to evaluate on")
+    tables = [FaultTable(s.name) for s in scorers]
+    for draw in draws(photos, seed, repeats, fault_names):
+        for scorer, table in zip(scorers, tables, strict=True):
+            scores = _score(scorer, draw.images)
+            correct, n = 0.0, 0
+            for i in range(len(scores)):
+                for j in range(i + 1, len(scores)):
+                    n += 1
+                    if scores[i] > scores[j]:
+                        correct += 1.0
+                    elif scores[i] == scores[j]:
+                        correct += 0.5
+            table.correct[draw.fault] = table.correct.get(draw.fault, 0.0) + correct
+            table.pairs[draw.fault] = table.pairs.get(draw.fault, 0) + n
+        if on_draw is not None:
+            on_draw(1)
+    return tables
+
+
+def held_out_photos(data: str | Path | None = None, sources: Sequence[str | Path] = (),
+                    seed: int = 0, holdout: float = 0.2) -> list[str]:
+    """The evaluation photos: the held-out ones of a hints folder's manifest, or the same
+    split recomputed from photo ``sources`` and ``seed`` (as ``framescore data`` makes it)."""
+    if data is not None:
+        manifest = hints.read_manifest(data)
+        photos = hints.test_photos(manifest)
+        missing = [p for p in photos if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"held-out photo not found: {missing[0]} (the manifest records "
+                            "absolute paths; install the same photos or pass them again)")
+        return photos
+    entries = hints.split_photos(hints.find_photos(sources), seed, holdout)
+    return [e.path for e in entries if e.split == "test"]
+
+
+def table_text(tables: Sequence[FaultTable]) -> list[list[str]]:
+    """Rows (header first) of the accuracy table: faults down, scorers across, in percent."""
+    faults = list(tables[0].pairs)
+    rows = [["fault", "pairs", *[t.name for t in tables]]]
+    for f in faults:
+        rows.append([f, str(tables[0].pairs[f]), *[f"{100 * t.accuracy(f):.1f}" for t in tables]])
+    rows.append(["overall", str(sum(tables[0].pairs.values())),
+                 *[f"{100 * t.overall:.1f}" for t in tables]])
+    return rows
+
+
+def print_table(tables: Sequence[FaultTable], title: str = "pair-ranking accuracy (%), "
+                "less damaged over more damaged, held-out photos") -> None:
+    """The table on stdout with rich; the best scorer of each row in bold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = table_text(tables)
+    table = Table(title=title)
+    for k, head in enumerate(rows[0]):
+        table.add_column(head, justify="left" if k == 0 else "right")
+    for row in rows[1:]:
+        values = [float(v) for v in row[2:]]
+        best = max(values)
+        cells = [f"[bold]{v}[/bold]" if float(v) == best and len(values) > 1 else v
+                 for v in row[2:]]
+        table.add_row(row[0], row[1], *cells, end_section=row[0] == rows[-2][0])
+    Console().print(table)
+
+
+def markdown_table(tables: Sequence[FaultTable]) -> str:
+    """The same table as Markdown (for model cards and bench/RESULTS.md)."""
+    rows = table_text(tables)
+    lines = ["| " + " | ".join(rows[0]) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m framescore.train.fault_eval DATA --model NAME ...``: print the table."""
+    import argparse
+    import json
+    import sys
+
+    from framescore.errors import FramescoreError
+    from framescore.models.registry import load_scorer
+
+    p = argparse.ArgumentParser(prog="python -m framescore.train.fault_eval",
+                                description="pair accuracy per fault on held-out photos")
+    p.add_argument("data", help="hints folder made by `framescore data` (its held-out photos)")
+    p.add_argument("--model", "-m", action="append", default=None,
+                   help="registry name or .onnx (repeatable; default: the default model, rules)")
+    p.add_argument("--weights", "-w", action="append", default=None,
+                   help="weights for the --model of the same position (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        from framescore.models.registry import default_model
+
+        names = args.model or [default_model(), "rules"]
+        weights = list(args.weights or []) + [None] * len(names)
+        scorers = [load_scorer(n, w, "cpu") for n, w in zip(names, weights, strict=False)]
+        photos = held_out_photos(args.data)
+        tables = evaluate(scorers, photos, args.seed, args.repeats)
+    except FramescoreError as exc:
+        print(f"fault_eval: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([t.as_dict() for t in tables], indent=1))
+    elif args.markdown:
+        print(markdown_table(tables), end="")
+    else:
+        print_table(tables)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
