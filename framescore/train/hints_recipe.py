@@ -1,0 +1,281 @@
+"""Training recipe of ``framescore-mobile``: AROD's aesthetic space learned from relative hints.
+
+Data: a folder made by ``framescore data`` (:mod:`framescore.apps.hints`): renders at the
+model's input size and groups (clean, low-damage, high-damage) of one photo and one fault,
+with qualities S = 1 − severity.
+
+Model: :class:`framescore.models.mobile.MobileEncoder` from the ImageNet EfficientNet-Lite0
+weights. The stem and the first ``split`` blocks stay frozen (ImageNet's low-level filters
+already see blur, noise and blocking; freezing them is what makes CPU training fast): their
+output for every render is computed once and cached (fp16), and only the later blocks, the
+head and the encoding train.
+
+Loss per group (c, l, h) with Φ the encodings and s = ‖Φ‖ the scores:
+
+* AROD's directional triplet loss (:func:`framescore.train.losses.directional_triplet_loss`,
+  ``bounded`` variant: a proper hinge on the norms) on two triplets: (a, p, n) = (c, l, h),
+  the odd one out worse, and (h, l, c), the odd one out better;
+* the relative hinge loss (:func:`framescore.train.losses.relative_hinge_loss`) on the three
+  ordered pairs, ``d = s_better − s_worse``, ``y = +1``: (c > l), (l > h), (c > h);
+
+``loss = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``. AdamW with a linear warm-up then a
+cosine decay; a checkpoint (model, optimizer, step, sampler state) every few minutes, so a run
+can be stopped at any time and resumed with ``--resume``; ``weights.pt`` beside it always holds
+the latest usable model weights.
+
+Run: ``python -m framescore.train.hints_recipe DATA --out RUN`` (``--help`` for the knobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from framescore.apps import hints
+from framescore.errors import DataError
+from framescore.train.losses import directional_triplet_loss, relative_hinge_loss
+
+
+@dataclass
+class Recipe:
+    """Every knob of a run (recorded in the run folder as ``recipe.json``)."""
+
+    steps: int = 4000
+    groups_per_batch: int = 16        # 3 images each
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.3    # trainable blocks learn at lr × this; the encoding at lr
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    split: int = 5                    # frozen: stem + blocks [0, split)
+    dim: int = 128
+    margin: float = 1.0               # triplet margin m (squared distances)
+    norm_margin: float = 1.0          # direction margin m̃
+    hinge_delta: float = 1.0          # relative hinge δ
+    hinge_weight: float = 1.0         # λ
+    seed: int = 0
+    checkpoint_every_s: float = 180.0
+    cache_batch: int = 64
+
+
+def lr_at(step: int, recipe: Recipe) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 2 % of ``lr``."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    t = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
+                 recipe: Recipe) -> dict[str, torch.Tensor]:
+    """The loss terms for a batch of groups; ``phi`` is (3G, D) ordered clean, low, high."""
+    g = phi.shape[0] // 3
+    pc, pl, ph = phi[:g], phi[g:2 * g], phi[2 * g:]
+    q_clean = torch.ones_like(s_low)
+    q_high = 1.0 - s_high
+    worse = directional_triplet_loss(pc, pl, ph, q_clean, q_high, recipe.margin,
+                                     recipe.norm_margin, variant="bounded")
+    better = directional_triplet_loss(ph, pl, pc, q_high, q_clean, recipe.margin,
+                                      recipe.norm_margin, variant="bounded")
+    sc, sl, sh = pc.norm(dim=1), pl.norm(dim=1), ph.norm(dim=1)
+    d = torch.cat([sc - sl, sl - sh, sc - sh])
+    hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
+    total = worse + better + recipe.hinge_weight * hinge
+    return {"loss": total, "triplet": worse + better, "hinge": hinge,
+            "pair_acc": (d > 0).float().mean()}
+
+
+def build_model(recipe: Recipe, pretrained: bool = True) -> nn.Module:
+    from framescore.models.mobile import MobileEncoder
+
+    model = MobileEncoder(dim=recipe.dim, pretrained=pretrained)
+    frozen = [model.backbone._conv_stem, model.backbone._bn0,
+              *model.backbone._blocks[:recipe.split]]
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def _frozen_eval(model: nn.Module, recipe: Recipe) -> None:
+    """Train mode for the trainable part, eval mode (fixed BN statistics) for the frozen one."""
+    model.train()
+    model.backbone._bn0.eval()
+    for block in model.backbone._blocks[:recipe.split]:
+        block.eval()
+
+
+def cache_features(model: nn.Module, images: np.ndarray, recipe: Recipe, spec,
+                   device: torch.device, log: Callable[[str], None]) -> torch.Tensor:
+    """The frozen part's output for every render, fp16, computed in batches."""
+    from framescore.preprocess import to_tensor
+
+    model.eval()
+    chunks = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(images), recipe.cache_batch):
+            x = to_tensor(np.array(images[start:start + recipe.cache_batch]), spec, device)
+            chunks.append(model.stem(x, recipe.split).half())
+            done = start + len(x)
+            if (start // recipe.cache_batch) % 20 == 0 or done == len(images):
+                rate = done / (time.perf_counter() - t0)
+                log(f"cache {done}/{len(images)} ({rate:.0f} img/s)")
+    return torch.cat(chunks)
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    rng: np.random.Generator, history: list) -> None:
+    """Checkpoint (atomic): tensors and plain data only, so it loads with weights_only=True."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "rng": json.dumps(rng.bit_generator.state), "history": json.dumps(history)}
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    weights = path.with_name("weights.pt")
+    tmp = weights.with_name(weights.name + ".part")
+    torch.save({k: v.detach().float().cpu().contiguous() for k, v in
+                model.state_dict().items()}, tmp)
+    tmp.replace(weights)
+
+
+def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
+          resume: bool = False, device: str = "cpu", threads: int | None = None,
+          max_minutes: float | None = None, log: Callable[[str], None] = print) -> Path:
+    """Run the recipe on a hints folder; returns the path of the final ``weights.pt``.
+
+    ``max_minutes`` stops early (after a checkpoint) when the wall-clock budget is spent; the
+    run can be continued later with ``resume=True`` and the same ``out``.
+    """
+    recipe = recipe or Recipe()
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    data, out = Path(data), Path(out)
+    manifest = hints.read_manifest(data)
+    groups = hints.read_groups(data)
+    try:
+        images = np.load(data / "images.npy", mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{data}/images.npy: cannot read ({exc})") from None
+    with open(data / "triplets.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    s_low = torch.tensor([float(r["s_low"]) for r in rows])
+    s_high = torch.tensor([float(r["s_high"]) for r in rows])
+    if images.shape[1] != images.shape[2] or images.shape[1] != manifest["size"]:
+        raise DataError(f"{data}: renders are {images.shape[1:3]}, manifest says "
+                        f"{manifest['size']}")
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise DataError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+    (out / "recipe.json").write_text(json.dumps(
+        {"recipe": asdict(recipe), "data": str(data), "manifest_seed": manifest["seed"]},
+        indent=1) + "\n")
+
+    torch.manual_seed(recipe.seed)
+    model = build_model(recipe).to(dev)
+    from framescore.models.mobile import SPEC
+
+    feats = cache_features(model, images, recipe, SPEC, dev, log)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    enc = list(model.encode.parameters())
+    enc_ids = {id(p) for p in enc}
+    body = [p for p in trainable if id(p) not in enc_ids]
+    optimizer = torch.optim.AdamW([
+        {"params": body, "lr_scale": recipe.backbone_lr_scale},
+        {"params": enc, "lr_scale": 1.0}], lr=recipe.lr, weight_decay=recipe.weight_decay)
+    rng = np.random.default_rng(recipe.seed)
+    step, history = 0, []
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=dev, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        history = json.loads(state["history"])
+        log(f"resumed at step {step}")
+
+    t_start = time.perf_counter()
+    last_ckpt = t_start
+    run_loss = run_acc = 0.0
+    n_run = 0
+    while step < recipe.steps:
+        lr = lr_at(step, recipe)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        pick = torch.from_numpy(rng.choice(len(groups), recipe.groups_per_batch, replace=False))
+        ids = torch.from_numpy(groups)[pick]                   # (G, 3)
+        batch = feats[ids.T.reshape(-1)].float()              # clean..., low..., high...
+        _frozen_eval(model, recipe)
+        phi = model.head(batch, recipe.split)
+        terms = group_losses(phi, s_low[pick].to(dev), s_high[pick].to(dev), recipe)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        step += 1
+        run_loss += float(terms["loss"].detach())
+        run_acc += float(terms["pair_acc"])
+        n_run += 1
+        now = time.perf_counter()
+        if step % 25 == 0 or step == recipe.steps:
+            elapsed = now - t_start
+            history.append({"step": step, "loss": run_loss / n_run, "pair_acc": run_acc / n_run,
+                            "lr": lr, "elapsed_s": round(elapsed, 1)})
+            log(f"step {step}/{recipe.steps} loss {run_loss / n_run:.4f} "
+                f"pair-acc {run_acc / n_run:.3f} lr {lr:.2e} "
+                f"norms {float(phi.detach().norm(dim=1).mean()):.2f} {elapsed / 60:.1f} min")
+            run_loss = run_acc = 0.0
+            n_run = 0
+        out_of_time = max_minutes is not None and now - t_start > max_minutes * 60
+        if now - last_ckpt > recipe.checkpoint_every_s or step == recipe.steps or out_of_time:
+            save_checkpoint(ckpt, model, optimizer, step, rng, history)
+            last_ckpt = now
+            log(f"checkpoint at step {step}")
+        if out_of_time:
+            log(f"stopping: {max_minutes} min budget spent")
+            break
+    return out / "weights.pt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m framescore.train.hints_recipe",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("data", help="folder made by `framescore data`")
+    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, weights.pt, log)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
+    for name, field in Recipe.__dataclass_fields__.items():
+        p.add_argument("--" + name.replace("_", "-"), type=type(field.default),
+                       default=field.default, help=f"(default: {field.default})")
+    args = p.parse_args(argv)
+    recipe = Recipe(**{k: getattr(args, k) for k in Recipe.__dataclass_fields__})
+    from framescore.errors import FramescoreError
+
+    def log(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    try:
+        path = train(args.data, args.out, recipe, resume=args.resume, device=args.device,
+                     threads=args.threads, max_minutes=args.max_minutes, log=log)
+    except FramescoreError as exc:
+        print(f"hints_recipe: error: {exc}", file=sys.stderr)
+        return 2
+    log(f"weights: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""framescore-mobile: size budget, AROD form, shipped weights, the training recipe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from framescore import faults
+from framescore.apps import hints
+from framescore.cli import main
+from framescore.errors import WeightsError
+from framescore.models import mobile
+from framescore.models.registry import build_module, default_model, get, load_scorer
+from framescore.models.weights import sha256_of
+from framescore.preprocess import view
+from framescore.samples import photo
+from framescore.train import hints_recipe
+
+INFO = get("framescore-mobile")
+SHIPPED = INFO.weights_available
+needs_shipped = pytest.mark.skipif(not SHIPPED, reason="trained weights not in models/ yet")
+
+
+@pytest.fixture(scope="module")
+def model() -> mobile.MobileEncoder:
+    torch.manual_seed(0)
+    return mobile.MobileEncoder().eval()
+
+
+def test_registry_entry():
+    assert INFO.weights == "mobile_aesthetic.pt" and INFO.needs_weights
+    assert INFO.default_rank == 10 and INFO.card == "cards/framescore-mobile.md"
+    assert INFO.spec.size == (160, 160) and INFO.spec.view == "warp"
+    assert INFO.outputs == ("score", "encoding")
+
+
+def test_mobile_budget(model):
+    assert INFO.parameters() <= 5_000_000
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, 160, 160))
+    assert counter.get_total_flops() <= 1e9      # multiply and add counted separately
+
+
+def test_arod_form_and_split(model):
+    x = torch.randn(3, 3, 160, 160)
+    with torch.no_grad():
+        out = model(x)
+        assert out["encoding"].shape == (3, mobile.DIM)
+        assert torch.allclose(out["score"], out["encoding"].norm(dim=1))
+        for split in (0, 5, model.n_blocks):
+            assert torch.allclose(model.head(model.stem(x, split), split), out["encoding"],
+                                  atol=1e-5)
+
+
+def test_wrong_weights_are_one_clear_error(tmp_path):
+    bad = tmp_path / "other.pt"
+    torch.save({"encode.weight": torch.zeros(3, 3)}, bad)
+    with pytest.raises(WeightsError, match="do not fit"):
+        build_module("framescore-mobile", bad)
+
+
+def test_triplet_and_hinge_terms_order_the_norms():
+    recipe = hints_recipe.Recipe()
+    g = 4
+    s_low, s_high = torch.full((g,), 0.3), torch.full((g,), 0.9)
+    direction = torch.nn.functional.normalize(torch.randn(g, 8), dim=1)
+    good = torch.cat([direction * 9.0, direction * 6.0, direction * 3.0])
+    bad = torch.cat([direction * 3.0, direction * 6.0, direction * 9.0])
+    t_good = hints_recipe.group_losses(good, s_low, s_high, recipe)
+    t_bad = hints_recipe.group_losses(bad, s_low, s_high, recipe)
+    assert float(t_good["hinge"]) == 0.0 and float(t_good["pair_acc"]) == 1.0
+    assert float(t_bad["loss"]) > float(t_good["loss"]) + 3
+    assert float(t_bad["pair_acc"]) == 0.0
+    assert hints_recipe.lr_at(0, recipe) < hints_recipe.lr_at(recipe.warmup, recipe)
+    assert hints_recipe.lr_at(recipe.steps, recipe) == pytest.approx(0.02 * recipe.lr)
+
+
+def test_recipe_trains_checkpoints_and_resumes(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea", "coffee"):
+        im = Image.fromarray(photo(name))
+        im.thumbnail((200, 200))
+        im.save(photos / f"{name}.png")
+    data = tmp_path / "hints"
+    hints.build([photos], data, seed=0, variants=1, size=160, long_side=200,
+                fault_names=["gaussian_blur", "fade_white"])
+    recipe = hints_recipe.Recipe(steps=3, groups_per_batch=2, split=14, warmup=1,
+                                 checkpoint_every_s=1e9)
+    run = tmp_path / "run"
+    quiet = lambda msg: None  # noqa: E731
+    weights = hints_recipe.train(data, run, recipe, log=quiet)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3 and len(json.loads(state["history"])) == 1
+    _, module = build_module("framescore-mobile", weights)          # loads strictly
+    frozen = module.backbone._blocks[0]._depthwise_conv.weight
+    fresh = mobile.MobileEncoder(pretrained=True).backbone._blocks[0]._depthwise_conv.weight
+    assert torch.equal(frozen, fresh)                                # frozen part untouched
+    with pytest.raises(Exception, match="--resume"):
+        hints_recipe.train(data, run, recipe, log=quiet)
+    longer = hints_recipe.Recipe(**{**recipe.__dict__, "steps": 5})
+    messages: list[str] = []
+    hints_recipe.train(data, run, longer, resume=True, log=messages.append)
+    assert "resumed at step 3" in messages
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 5
+
+
+@needs_shipped
+def test_shipped_weights_checksum_size_and_default():
+    path = INFO.bundled_path
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    assert mobile.SHA256 is not None and sha256_of(path) == mobile.SHA256
+    assert default_model() == "framescore-mobile"
+
+
+@needs_shipped
+def test_shipped_weights_rank_clean_above_damaged():
+    scorer = load_scorer("framescore-mobile")
+    clean = hints.load_photo(hints.find_photos([photo_paths_of("chelsea")])[0])
+    damaged = [faults.apply(name, clean, 0.7, seed=1)
+               for name in ("gaussian_blur", "motion_blur", "noise", "fade_black")]
+    batch = np.stack([view(im, scorer.spec) for im in [clean, *damaged]])
+    scores = scorer.score_batch(batch)["score"]
+    assert np.all(scores[0] > scores[1:]), scores
+
+
+def photo_paths_of(name: str):
+    from framescore.samples import photo_paths
+
+    return photo_paths()[name]
+
+
+@needs_shipped
+def test_demo_key_frames_come_from_clean_stretches(demo_clip, tmp_path):
+    out = tmp_path / "demo.framescore"
+    assert main([str(demo_clip.path), "--model", "framescore-mobile", "--out", str(out),
+                 "--quiet"]) == 0
+    frames = json.loads((out / "keyframes.json").read_text())["keyframes"]
+    assert len(frames) >= 3
+    for k in frames:
+        assert demo_clip.kind_at(k["time"]) == "clean", (k, demo_clip.segments)
