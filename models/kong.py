@@ -242,8 +242,7 @@ def entries() -> list[ModelInfo]:
     for name, summary, att, k, loss, reported in _VARIANTS:
         outputs = ("score",) + (("attributes",) if att else ()) + (("content",) if k else ())
         out.append(ModelInfo(
-            name=name, paper="Kong et al. 2016, Photo Aesthetics Ranking Network with "
-                             "Attributes and Content Adaptation (ECCV)",
+            name=name, paper="Kong et al. 2016, aesthetics ranking network (ECCV)",
             summary=summary, spec=SPEC, build=partial(KongNet, attributes=att, content_k=k),
             needs_weights=True, outputs=outputs, card="cards/kong.md",
             extra={"family": "kong", "task": "regression", "loss": loss,

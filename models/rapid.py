@@ -308,8 +308,7 @@ RECIPE = {
     "our_choices": ("optimizer settings", "batch_size", "lr_schedule", "normalization"),
 }
 
-_PAPER = ("Lu et al. 2014, RAPID: Rating Pictorial Aesthetics using Deep Learning (ACM MM); "
-          "TMM 2015")
+_PAPER = "Lu et al. 2014, RAPID (ACM MM)"
 
 
 def _info(name: str, summary: str, build, spec: InputSpec, task: str, reported: dict,

@@ -100,8 +100,7 @@ RECIPE = {
 def entries() -> list[ModelInfo]:
     return [ModelInfo(
         name="relative-siamese",
-        paper="Chandakkar, Gattupalli & Li 2016, A Computational Approach to Relative "
-              "Aesthetics (ICPR)",
+        paper="Chandakkar et al. 2016, relative aesthetics (ICPR)",
         summary="Siamese two-channel, two-column RAPID-like net; d = w2·relu(w1·(C1 − C2)); "
                 "one channel scores one image",
         spec=SPEC, build=RelativeNet, needs_weights=True, outputs=("score", "prob_high"),

@@ -133,7 +133,7 @@ RECIPE = {
                   "ED-test": "1,000 each with mean < 4, 4..7, > 7"},
 }
 
-_PAPER = "Jin, Segovia & Süsstrunk 2016, Image aesthetic predictors based on weighted CNNs (ICIP)"
+_PAPER = "Jin et al. 2016, weighted CNNs (ICIP)"
 
 
 def entries() -> list[ModelInfo]:
