@@ -38,12 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="framescore models")
-    for col in ("name", "paper", "params", "input", "weights", "default"):
-        table.add_column(col)
+    table = Table(title="framescore models", expand=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("input", no_wrap=True)
+    table.add_column("weights", no_wrap=True)
+    table.add_column("", no_wrap=True)  # default
+    table.add_column("paper", overflow="fold", ratio=1)
     for r in data:
         params = f"{r['parameters'] / 1e6:.1f} M" if r["parameters"] else "—"
-        table.add_row(r["name"], r["paper"], params, r["input"], r["weights"],
-                      "★" if r["default"] else "")
+        table.add_row(r["name"], params, r["input"], r["weights"],
+                      "default" if r["default"] else "", r["paper"])
     Console().print(table)
     return 0
