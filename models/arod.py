@@ -7,11 +7,14 @@ subtracted from 0..255 pixels (B 103.06, G 115.90, R 123.15), no division by a s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torchvision.models import resnet50
 
 from framescore.models.spec import InputSpec, ModelInfo
+from framescore.models.weights import load_torchvision_part
 
 SPEC = InputSpec(height=224, width=224, mean=(123.15 / 255, 115.90 / 255, 103.06 / 255),
                  std=(1 / 255, 1 / 255, 1 / 255), view="warp")
@@ -40,3 +43,13 @@ def entries() -> list[ModelInfo]:
         name="arod-resnet50", paper="Schwarz et al. 2018, AROD aesthetic space",
         summary="ResNet-50 pool5 → 1000-D encoding; score = L2 norm",
         spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"))]
+
+
+def load_imagenet_backbone(module: ArodEncoder, path: str | Path) -> ArodEncoder:
+    """Fill the ResNet-50 trunk from a torchvision ``resnet50`` ImageNet state dict (fc dropped).
+
+    The encoding layer keeps its initialization; it is what AROD training learns from scratch.
+    """
+    load_torchvision_part(module.backbone, path, "resnet50",
+                          lambda k: None if k.startswith("fc.") else k)
+    return module

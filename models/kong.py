@@ -22,7 +22,6 @@ is 0.1; content heads share the fc 128 layer. The score is the predicted mean ra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -31,47 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import alexnet
 
-from framescore.errors import WeightsError
 from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
-from framescore.models.weights import read_state_dict
+from framescore.models.weights import load_torchvision_part, read_state_dict  # noqa: F401
 
 SPEC = InputSpec(height=227, width=227, mean=IMAGENET_MEAN, std=IMAGENET_STD, view="warp")
 
 ATTRIBUTES = ("BalacingElements", "ColorHarmony", "Content", "DoF", "Light", "MotionBlur",
               "Object", "Repetition", "RuleOfThirds", "Symmetry", "VividColor")
 CONTENT_K = 10
-
-
-def load_torchvision_part(target: nn.Module, path: str | Path, arch: str,
-                          rename: Callable[[str], str | None]) -> nn.Module:
-    """Load the part of a torchvision ImageNet state dict that ``target`` holds.
-
-    ``rename`` maps a torchvision key to ``target``'s key, or None to drop it (e.g. fc8).
-    Every tensor of ``target`` must be filled with the right shape, else one
-    :class:`WeightsError` line says the file is not a torchvision ``arch`` checkpoint.
-    """
-    state = read_state_dict(path)
-    mapped: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = rename(key)
-        if new is not None:
-            mapped[new] = value
-    own = target.state_dict()
-    missing = [k for k in own if k not in mapped]
-    unexpected = [k for k in mapped if k not in own]
-    wrong = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} tensors missing")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected")
-        if wrong:
-            detail.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
-        raise WeightsError(f"{path}: not a torchvision {arch} ImageNet state dict "
-                           f"({', '.join(detail)})")
-    target.load_state_dict(mapped, strict=True)
-    return target
 
 
 class AlexNetTrunk(nn.Module):

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torchvision.models import vgg16
 
-from framescore.models.kong import load_torchvision_part
 from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
+from framescore.models.weights import load_torchvision_part
 
 SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, view="warp")
 RATINGS = 10

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -78,3 +78,35 @@ def load_into(module: nn.Module, path: str | Path, sha256: str | None = None) ->
                            + "; ".join(parts))
     module.load_state_dict(state, strict=True)
     return module
+
+
+def load_torchvision_part(target: nn.Module, path: str | Path, arch: str,
+                          rename: Callable[[str], str | None]) -> nn.Module:
+    """Load the part of a torchvision ImageNet state dict that ``target`` holds.
+
+    ``rename`` maps a torchvision key to ``target``'s key, or None to drop it (e.g. fc8).
+    Every tensor of ``target`` must be filled with the right shape, else one
+    :class:`WeightsError` line says the file is not a torchvision ``arch`` checkpoint.
+    """
+    state = read_state_dict(path)
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = rename(key)
+        if new is not None:
+            mapped[new] = value
+    own = target.state_dict()
+    missing = [k for k in own if k not in mapped]
+    unexpected = [k for k in mapped if k not in own]
+    wrong = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} tensors missing")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected")
+        if wrong:
+            detail.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
+        raise WeightsError(f"{path}: not a torchvision {arch} ImageNet state dict "
+                           f"({', '.join(detail)})")
+    target.load_state_dict(mapped, strict=True)
+    return target

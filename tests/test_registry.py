@@ -166,3 +166,26 @@ def test_to_tensor_warps_and_normalizes():
     x = to_tensor(images, spec)
     assert x.shape == (2, 3, 8, 8)
     assert torch.allclose(x, torch.full_like(x, (191 / 255 - 0.5) / 0.25), atol=1e-4)
+
+
+def test_arod_imagenet_trunk_loads_from_a_torchvision_file(tmp_path):
+    from torchvision.models import resnet50
+
+    from framescore.models.arod import load_imagenet_backbone
+
+    torch.manual_seed(1)
+    reference = resnet50(weights=None)
+    path = tmp_path / "resnet50.pth"
+    torch.save(reference.state_dict(), path)
+    model = load_imagenet_backbone(ArodEncoder(), path)
+    assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
+    with pytest.raises(WeightsError, match="not a torchvision resnet50"):
+        load_imagenet_backbone(ArodEncoder(), _alexnet_file(tmp_path))
+
+
+def _alexnet_file(tmp_path):
+    from torchvision.models import alexnet
+
+    path = tmp_path / "alexnet.pth"
+    torch.save(alexnet(weights=None).state_dict(), path)
+    return path
