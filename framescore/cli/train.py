@@ -1,0 +1,160 @@
+"""``framescore train MODEL --data ROOT --out RUN``: train one of the papers' models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a paper's model on its dataset (checkpoints, resume, DDP)",
+        description="Train a registered model with its paper's recipe: the paper's "
+                    "hyper-parameters are the defaults, a TOML/YAML --config file or --set "
+                    "KEY=VALUE change them (`--show-config` lists them). RUN gets last.pt and "
+                    "best.pt (every epoch), metrics.csv, config.toml and run.json. Many GPUs: "
+                    "launch with `torchrun --nproc-per-node N --no-python framescore train ...`.")
+    p.add_argument("model", metavar="MODEL", help="registry name (see `framescore models`)")
+    p.add_argument("--data", "-d", default=None, metavar="ROOT",
+                   help="dataset root, in the dataset's own layout (see docs/training.md)")
+    p.add_argument("--out", "-o", default=None, metavar="RUN", help="run folder")
+    p.add_argument("--config", "-c", default=None, metavar="FILE",
+                   help="settings file (.toml, or .yaml with PyYAML) overriding the defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="one setting (repeatable; after --config)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN from its last.pt (its config.toml applies)")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="start RUN over, replacing the files of an earlier run there")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to train (default: CUDA when present)")
+    p.add_argument("--show-config", action="store_true",
+                   help="print the resolved settings (with their meaning) and exit")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary (and test figures) as JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no log lines")
+    p.set_defaults(func=run)
+
+
+def _resolve_config(args: argparse.Namespace, options: dict, out: Path | None) -> dict:
+    from framescore.errors import UsageError
+    from framescore.train.config import load_file, resolve
+    from framescore.train.loop import CONFIG, RUN_JSON
+
+    base = None
+    if args.resume and out is not None:
+        saved = out / CONFIG
+        if saved.is_file():
+            base = load_file(saved)
+            unknown = [k for k in base if k not in options]
+            if unknown:
+                raise UsageError(f"{saved}: written for another model (unknown key "
+                                 f"'{unknown[0]}')")
+        run_json = out / RUN_JSON
+        if run_json.is_file():
+            import json
+
+            try:
+                trained = json.loads(run_json.read_text()).get("model")
+            except (OSError, ValueError):
+                trained = None
+            if trained and trained != args.model:
+                raise UsageError(f"{out} is a run of {trained}, not {args.model}")
+    return resolve(options, args.config, args.overrides, what=args.model, base=base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from framescore.errors import DataError, UsageError
+    from framescore.train import loop
+    from framescore.train.config import describe, to_toml
+    from framescore.train.recipes import make_recipe, options_for
+
+    options = options_for(args.model)
+    out = Path(args.out).expanduser() if args.out else None
+    config = _resolve_config(args, options, out)
+    if args.show_config:
+        print(f"# settings of {args.model} (KEY = value   meaning)")
+        print(describe(options, config))
+        return 0
+    if args.data is None:
+        raise UsageError("--data ROOT is needed (the dataset folder)")
+    if out is None:
+        raise UsageError("--out RUN is needed (the run folder)")
+    root = Path(args.data).expanduser()
+    if not root.exists():
+        raise DataError(f"data root not found: {root}")
+
+    from framescore import __version__
+    from framescore.scoring import resolve_device
+
+    dist_info = loop.dist_from_env()
+    device = loop.init_distributed(dist_info, resolve_device(args.device))
+    talk = dist_info.main and not args.quiet
+
+    def log(message: str) -> None:
+        if talk:
+            print(f"framescore: {message}", file=sys.stderr, flush=True)
+
+    recipe = make_recipe(args.model, config, root)
+    recipe.ensure_loaded()
+    for line in recipe.summary:
+        log(line)
+    if dist_info.main:
+        loop.prepare_run_dir(out, args.resume, args.force)
+    _barrier(dist_info)
+    loop.seed_everything(loop.epoch_seed(config["seed"], -2))
+    model = recipe.build_model()
+    meta = {"model": args.model, "family": recipe.family, "data": str(root.resolve()),
+            "config": config, "spec": {"height": recipe.spec.height,
+                                        "width": recipe.spec.width, "view": recipe.spec.view},
+            "framescore": __version__}
+    if dist_info.main:
+        from framescore.outputs import write_text_atomic
+
+        write_text_atomic(out / loop.CONFIG, to_toml(
+            config, f"framescore train {args.model}: resolved settings\n"
+                    f"repeat with: framescore train {args.model} --config <this file> "
+                    "--data ROOT --out RUN"), force=True)
+    log(f"training {args.model} on {device} ({sum(p.numel() for p in model.parameters())/1e6:.1f}"
+        f" M parameters) into {out}")
+    result = loop.fit(model, recipe, config, out, meta=meta, resume=args.resume, device=device,
+                      progress=talk, log=log)
+    summary = {"model": args.model, "run": str(out), "status": result.status,
+               "epochs": result.epochs_done, "best_epoch": result.best_epoch,
+               "best_monitor": result.best_value}
+    figures = []
+    if config["test_at_end"] and dist_info.main and result.epochs_done:
+        from framescore.models.weights import load_into
+        from framescore.train.evaluate import Evaluation, print_figures
+
+        load_into(model, out / (loop.BEST if (out / loop.BEST).is_file() else loop.LAST))
+        model = model.to(device)
+        ctx = loop.Context(loop.Dispatch(model), device,
+                           bool(config["amp"]) and device.type == "cuda",
+                           device.type == "cuda")
+        loop.seed_everything(config["seed"])
+        figures = recipe.test(model, ctx)
+        evaluation = Evaluation(args.model, str(out / loop.BEST), str(root), "paper", figures)
+        loop.write_json(out / "test.json", evaluation.as_dict())
+        if talk and not args.json:
+            print_figures(evaluation)
+    if dist_info.active:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+    if args.json and dist_info.main:
+        from framescore.cli.common import print_json
+
+        print_json({**summary, "figures": [f.as_dict() for f in figures]})
+    elif talk:
+        log(f"{result.status} after {result.epochs_done} epoch(s); best epoch "
+            f"{result.best_epoch}; checkpoints in {out}")
+    return 0
+
+
+def _barrier(dist_info) -> None:
+    if dist_info.active:
+        import torch.distributed as tdist
+
+        tdist.barrier()

@@ -1,0 +1,207 @@
+"""``framescore evaluate``: a trained model on a dataset's test split, beside the paper.
+
+Two protocols:
+
+``paper`` (default)
+    The model's recipe (:mod:`framescore.train.recipes`) reads the dataset, rebuilds the same
+    test split as training did (same seed, same settings: they are stored in the checkpoint) and
+    computes the paper's metrics — accuracy, pair accuracy, Spearman ρ, Pearson r, MSE, RMSER,
+    score range — each as a :class:`~framescore.train.recipes.Figure` with the paper's number.
+``faults``
+    The fault-type table of :mod:`framescore.train.fault_eval`: on held-out photos (the
+    held-out part of a ``framescore data`` folder, or every photo of a folder), how often the
+    model ranks the less damaged of two renders of one photo and one fault first, per fault,
+    beside other scorers (``rules`` by default).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from framescore.errors import DataError, UsageError
+from framescore.train.recipes import Figure, Recipe
+
+PROTOCOLS = ("paper", "faults")
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate`` measured: the figures (paper protocol) or fault tables."""
+
+    model: str
+    weights: str
+    data: str
+    protocol: str
+    figures: list[Figure] = field(default_factory=list)
+    fault_tables: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "weights": self.weights, "data": self.data,
+                               "protocol": self.protocol, "seconds": round(self.seconds, 2),
+                               "notes": self.notes}
+        if self.protocol == "paper":
+            out["figures"] = [f.as_dict() for f in self.figures]
+        else:
+            out["fault_tables"] = [t.as_dict() for t in self.fault_tables]
+        return out
+
+
+def trained_config(name: str, weights: str | Path) -> dict[str, Any] | None:
+    """The settings a checkpoint of ``framescore train`` was trained with (None for other
+    files, or when it was trained for another model)."""
+    from framescore.train.loop import checkpoint_meta
+
+    meta = checkpoint_meta(weights)
+    config = meta.get("config")
+    if meta.get("model") == name and isinstance(config, dict):
+        return config
+    return None
+
+
+def prepare(name: str, weights: str | Path, root: str | Path | None,
+            config_file: str | Path | None = None, overrides: Sequence[str] = ()) -> tuple[
+                Recipe, torch.nn.Module]:
+    """The recipe (configured as the model was trained, then the file / overrides) and the
+    model with the checkpoint loaded."""
+    from framescore.models.weights import load_into
+    from framescore.train.config import resolve
+    from framescore.train.recipes import recipe_class
+
+    info, cls = recipe_class(name)
+    weights = Path(weights).expanduser()
+    if not weights.is_file():
+        from framescore.errors import WeightsError
+
+        raise WeightsError(f"{weights}: weights file not found")
+    config = resolve(cls.options(info), config_file, overrides, what=name,
+                     base=trained_config(name, weights))
+    recipe = cls(name, info, config, root)
+    recipe.for_training = False
+    model = recipe.build_model(load_weights=False)
+    load_into(model, weights)
+    return recipe, model.eval()
+
+
+def evaluate(name: str, weights: str | Path, root: str | Path, *,
+             config_file: str | Path | None = None, overrides: Sequence[str] = (),
+             device: str = "auto", protocol: str = "paper", seed: int = 0, repeats: int = 2,
+             compare: Sequence[str] = ("rules",),
+             log: Callable[[str], None] | None = None,
+             on_draw: Callable[[int], None] | None = None) -> Evaluation:
+    """Evaluate model ``name`` with ``weights`` on the dataset at ``root``."""
+    from framescore.scoring import resolve_device
+    from framescore.train.loop import Context, Dispatch, seed_everything
+
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r} (use {', '.join(PROTOCOLS)})")
+    root_path = Path(root).expanduser()
+    if not root_path.exists():
+        raise DataError(f"data root not found: {root_path}")
+    log = log or (lambda _m: None)
+    started = time.perf_counter()
+    dev = resolve_device(device)
+    recipe, model = prepare(name, weights, root_path if protocol == "paper" else None,
+                            config_file, overrides)
+    result = Evaluation(name, str(weights), str(root_path), protocol)
+    if protocol == "faults":
+        result.fault_tables = fault_tables(recipe, model, root_path, dev, seed, repeats,
+                                           compare, on_draw)
+        result.seconds = time.perf_counter() - started
+        return result
+    recipe.ensure_loaded()
+    for line in recipe.summary:
+        log(line)
+    result.notes = list(recipe.summary)
+    model = model.to(dev)
+    cuda = dev.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    ctx = Context(Dispatch(model), dev, bool(recipe.config["amp"]) and cuda, cuda)
+    seed_everything(recipe.config["seed"])
+    result.figures = recipe.test(model, ctx)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def held_out(root: Path) -> list[str]:
+    """The evaluation photos of ``root``: the held-out photos of a ``framescore data`` folder
+    (it has a manifest), else every photo under the folder."""
+    from framescore.apps import hints
+    from framescore.train import fault_eval
+
+    if (root / "manifest.json").is_file():
+        return fault_eval.held_out_photos(root)
+    photos = [str(p) for p in hints.find_photos([root])]
+    if not photos:
+        raise DataError(f"no photos found under {root}")
+    return photos
+
+
+def fault_tables(recipe: Recipe, model: torch.nn.Module, root: Path, device: torch.device,
+                 seed: int, repeats: int, compare: Sequence[str],
+                 on_draw: Callable[[int], None] | None = None) -> list[Any]:
+    """The fault-type tables of the model (at its trained input size) and the ``compare``
+    scorers on the held-out photos of ``root``."""
+    from framescore.models.registry import load_scorer
+    from framescore.scoring import TorchScorer
+    from framescore.train import fault_eval
+
+    photos = held_out(root)
+    scorers = [TorchScorer(recipe.name, model, recipe.spec, device=device)]
+    scorers += [load_scorer(other, None, device) for other in compare]
+    return fault_eval.evaluate(scorers, photos, seed, repeats, on_draw=on_draw)
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+
+
+def _number(value: Any, unit: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, tuple | list):
+        return "–".join(_number(v, "") for v in value)
+    if isinstance(value, float) and value != value:
+        return "n/a"
+    if unit == "%":
+        return f"{value:.2f} %"
+    return f"{value:.4f}"
+
+
+def figure_rows(figures: Sequence[Figure]) -> list[list[str]]:
+    """Rows (header first) of the figures table: metric, ours, paper, note."""
+    rows = [["metric", "ours", "paper", "note"]]
+    for f in figures:
+        rows.append([f.metric, _number(f.ours, f.unit), _number(f.paper, f.unit), f.note])
+    return rows
+
+
+def print_figures(evaluation: Evaluation) -> None:
+    """The figures as a rich table on stdout."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = figure_rows(evaluation.figures)
+    table = Table(title=f"{escape(evaluation.model)} on {escape(evaluation.data)}")
+    for k, head in enumerate(rows[0]):
+        table.add_column(head, justify="right" if k in (1, 2) else "left")
+    for row in rows[1:]:
+        table.add_row(*[escape(c) for c in row])
+    Console().print(table)
+
+
+def markdown_figures(figures: Sequence[Figure]) -> str:
+    """The figures as a Markdown table (for model cards and docs)."""
+    rows = figure_rows(figures)
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---|---:|---:|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines) + "\n"
