@@ -57,25 +57,30 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, to
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_into(module: nn.Module, path: str | Path, sha256: str | None = None) -> nn.Module:
-    """Load a checkpoint into ``module`` strictly; a mismatch is one clear :class:`WeightsError`."""
-    state = read_state_dict(path, sha256)
+def mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
+    """What stops ``state`` from loading strictly into ``module`` (None when it fits)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of wrong shape (e.g. {k}: {tuple(state[k].shape)} vs "
-                         f"{tuple(own[k].shape)})")
-        raise WeightsError(f"{path}: weights do not fit {type(module).__name__}: "
-                           + "; ".join(parts))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} of wrong shape (e.g. {k}: {tuple(state[k].shape)} vs "
+                     f"{tuple(own[k].shape)})")
+    return "; ".join(parts) or None
+
+
+def load_into(module: nn.Module, path: str | Path, sha256: str | None = None) -> nn.Module:
+    """Load a checkpoint into ``module`` strictly; a mismatch is one clear :class:`WeightsError`."""
+    state = read_state_dict(path, sha256)
+    problem = mismatch(module, state)
+    if problem:
+        raise WeightsError(f"{path}: weights do not fit {type(module).__name__}: {problem}")
     module.load_state_dict(state, strict=True)
     return module
 
@@ -89,24 +94,9 @@ def load_torchvision_part(target: nn.Module, path: str | Path, arch: str,
     :class:`WeightsError` line says the file is not a torchvision ``arch`` checkpoint.
     """
     state = read_state_dict(path)
-    mapped: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = rename(key)
-        if new is not None:
-            mapped[new] = value
-    own = target.state_dict()
-    missing = [k for k in own if k not in mapped]
-    unexpected = [k for k in mapped if k not in own]
-    wrong = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} tensors missing")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected")
-        if wrong:
-            detail.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
-        raise WeightsError(f"{path}: not a torchvision {arch} ImageNet state dict "
-                           f"({', '.join(detail)})")
+    mapped = {new: value for key, value in state.items() if (new := rename(key)) is not None}
+    problem = mismatch(target, mapped)
+    if problem:
+        raise WeightsError(f"{path}: not a torchvision {arch} ImageNet state dict ({problem})")
     target.load_state_dict(mapped, strict=True)
     return target
