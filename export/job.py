@@ -43,6 +43,7 @@ class Request:
     force: bool = False
     photos: tuple[str, ...] | None = None  # shipped photos to verify on (default: all)
     int8_crops: int = 3                 # random crops per photo for int8 calibration / ρ
+    exporter: str = "torchscript"       # ONNX exporter tried first (the other is the fallback)
 
 
 @dataclass
@@ -95,6 +96,8 @@ def validate(req: Request) -> None:
                              "(apps batch with MLBatchProvider)")
     if req.coreml_precision not in ("fp16", "fp32"):
         raise UsageError("--coreml-precision must be fp16 or fp32")
+    if req.exporter not in ("torchscript", "dynamo"):
+        raise UsageError("--exporter must be torchscript or dynamo")
 
 
 def targets(req: Request) -> dict[str, Path]:
@@ -149,8 +152,7 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
     if req.out.exists() and not req.out.is_dir():
         raise OutputError(f"{req.out}: not a folder")
 
-    log(f"building {req.model}")
-    exp = prepare(req.model, req.weights, req.size)
+    exp = prepare(req.model, req.weights, req.size)  # bad names/weights fail before any output
     if exp.parameters == 0 and (req.fp16 or req.int8):
         raise UsageError(f"model {req.model!r} has no learned weights: fp16/int8 copies would "
                          "not be smaller, and its per-pixel sums need float32")
@@ -175,7 +177,8 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
         if "onnx" in req.formats:
             p = stage / paths["onnx"].name
             log("exporting ONNX (fp32)")
-            onnx_export.export_onnx(exp, p, req.batch)
+            meta = onnx_export.export_onnx(exp, p, req.batch, req.exporter)
+            log(f"exported with {meta['framescore.exporter']}")
             log(f"checking ONNX fp32 against {exp.reference_label}")
             parity = verify.verify_onnx(p, exp.reference, images, "fp32",
                                         exp.reference_label)
@@ -183,7 +186,8 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
                 raise ExportError(f"{p.name}: {parity.problem()}")
             staged["onnx"] = p
             report.artifacts.append(Artifact(paths["onnx"].name, "onnx", "fp32", _size(p),
-                                             parity=parity.to_dict()))
+                                             parity=parity.to_dict(),
+                                             note=f"exported with {meta['framescore.exporter']}"))
             if req.fp16:
                 q = stage / paths["onnx-fp16"].name
                 log("converting ONNX to fp16")

@@ -118,6 +118,14 @@ class RulesNet(nn.Module):
 PORTS: dict[str, type[nn.Module]] = {"rules": RulesNet}
 
 
+def family_of(info: ModelInfo) -> str:
+    """The model-zoo module an entry comes from (``rules``, ``arod``, ``rapid``...)."""
+    fn = info.build or info.make_scorer
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return str(getattr(fn, "__module__", "?")).rsplit(".", 1)[-1]
+
+
 @dataclass
 class Exportable:
     """A registered model made ready for export."""
@@ -162,9 +170,11 @@ def parse_size(text: str | int | None) -> tuple[int, int] | None:
 
 
 def prepare(name: str, weights: str | Path | None = None,
-            size: tuple[int, int] | None = None) -> Exportable:
+            size: tuple[int, int] | None = None, module: nn.Module | None = None) -> Exportable:
     """Build ``name`` with its weights, at ``size`` if given, and find its outputs.
 
+    ``module``: an already built (e.g. just trained) network of that registry entry, used
+    as it is instead of building one and loading ``weights``.
     Unknown names, missing or unfitting weights and sizes the network cannot take are one-line
     :class:`~framescore.errors.FramescoreError` s.
     """
@@ -185,10 +195,12 @@ def prepare(name: str, weights: str | Path | None = None,
         if size is not None:
             reference.spec = spec  # the rules measure at whatever size they are given
     else:
-        info, module = build_module(name, weights)
-        path = Path(weights) if weights else info.bundled_path
-        if path is not None and not path.is_file():
-            path = None
+        if module is None:
+            info, module = build_module(name, weights)
+            path = Path(weights) if weights else info.bundled_path
+            if path is not None and not path.is_file():
+                path = None
+        module = module.eval()
         reference = TorchScorer(name, module, spec, device="cpu", fp16=False)
     shapes, squeeze = probe_outputs(module, spec, name)
     return Exportable(info=info, module=module, spec=spec, outputs=tuple(shapes),
@@ -278,12 +290,17 @@ class Normalized(nn.Module):
         out = self.module(x)
         if isinstance(out, torch.Tensor):
             out = {"score": out}
-        result = []
+        result: list[torch.Tensor] = []
         for key in self.outputs:
             value = out[key]
             if key == "score" and self.squeeze_score:
                 value = value[:, 0]
-            result.append(value.float())
+            value = value.float()
+            if any(value is r for r in result):
+                # two names for one tensor (e.g. score = prob_high): give each its own node,
+                # or converters merge them into one output under one name
+                value = value * 1.0
+            result.append(value)
         return tuple(result)
 
 
@@ -307,8 +324,8 @@ def describe(exp: Exportable) -> dict[str, str]:
         "framescore.view": spec.view,
         "framescore.height": str(spec.height),
         "framescore.width": str(spec.width),
-        "framescore.mean": ",".join(f"{v:.8g}" for v in spec.mean),
-        "framescore.std": ",".join(f"{v:.8g}" for v in spec.std),
+        "framescore.mean": ",".join(repr(float(v)) for v in spec.mean),
+        "framescore.std": ",".join(repr(float(v)) for v in spec.std),
         "framescore.outputs": ",".join(exp.outputs),
         "framescore.weights": weights,
     }

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="input size, when the model can take another one (default: its own)")
     p.add_argument("--coreml-precision", choices=["fp16", "fp32"], default="fp16",
                    help="Core ML weights and arithmetic (default: fp16)")
+    p.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript",
+                   help="ONNX exporter tried first; the other is the fallback (default: "
+                        "torchscript, much faster on small networks; same parity)")
     add_output_options(p)
     p.set_defaults(func=run)
 
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     req = job.Request(model=args.model, out=Path(args.out), weights=args.weights,
                       formats=formats, fp16=args.fp16, int8=args.int8, batch=args.batch,
                       size=parse_size(args.size), coreml_precision=args.coreml_precision,
-                      force=args.force)
+                      force=args.force, exporter=args.exporter)
     job.validate(req)
     chatty = not (args.quiet or args.json)
 
