@@ -11,6 +11,7 @@ Prints a Markdown table with the date, the CPU and torch's version, for bench/RE
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from datetime import date
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from framescore.models.registry import load_scorer
+from framescore.models.registry import get, load_scorer
 from framescore.preprocess import view
 from framescore.samples import photo
 
@@ -35,10 +36,10 @@ def cpu_name() -> str:
 
 
 def images_per_second(model: str, threads: int, batch: int = 32, batches: int = 8,
-                      warmup: int = 2) -> float:
+                      warmup: int = 2, weights: str | None = None) -> float:
     """Median-of-batches throughput of one scorer with ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    scorer = load_scorer(model, device="cpu")
+    scorer = load_scorer(model, weights, device="cpu")
     image = view(photo("coffee"), scorer.spec)
     images = np.stack([image] * batch)
     for _ in range(warmup):
@@ -57,14 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="2", help="comma-separated thread counts")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--batches", type=int, default=8)
+    p.add_argument("--weights", default=None, help="weights file (for a single --models)")
     args = p.parse_args(argv)
-    print(f"{date.today()} · {cpu_name()} · torch {torch.__version__} · batch {args.batch}\n")
+    load = f" · load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") \
+        else ""
+    print(f"{date.today()} · {cpu_name()} · torch {torch.__version__} · batch {args.batch}"
+          f"{load}\n")
     print("| model | threads | input | images/s |")
     print("|---|---:|---|---:|")
     for model in args.models.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
-            rate = images_per_second(model, threads, args.batch, args.batches)
-            spec = load_scorer(model).spec
+            rate = images_per_second(model, threads, args.batch, args.batches,
+                                     weights=args.weights)
+            spec = get(model).spec
             print(f"| {model} | {threads} | {spec.height}x{spec.width} | {rate:.1f} |",
                   flush=True)
     return 0

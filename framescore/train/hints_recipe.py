@@ -187,7 +187,19 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     model = build_model(recipe).to(dev)
     from framescore.models.mobile import SPEC
 
-    feats = cache_features(model, images, recipe, SPEC, dev, log)
+    # the frozen part is always ImageNet's, so its outputs can be kept for later runs/resumes
+    cache = out / f"features_split{recipe.split}.pt"
+    feats = None
+    if cache.is_file():
+        feats = torch.load(cache, map_location=dev, weights_only=True)
+        if feats.shape[0] != len(images):
+            feats = None
+        else:
+            log(f"feature cache {cache} reused")
+    if feats is None:
+        feats = cache_features(model, images, recipe, SPEC, dev, log)
+        torch.save(feats, cache.with_name(cache.name + ".part"))
+        cache.with_name(cache.name + ".part").replace(cache)
     trainable = [p for p in model.parameters() if p.requires_grad]
     enc = list(model.encode.parameters())
     enc_ids = {id(p) for p in enc}
