@@ -44,13 +44,6 @@ def _resolve_config(args: argparse.Namespace, options: dict, out: Path | None) -
 
     base = None
     if args.resume and out is not None:
-        saved = out / CONFIG
-        if saved.is_file():
-            base = load_file(saved)
-            unknown = [k for k in base if k not in options]
-            if unknown:
-                raise UsageError(f"{saved}: written for another model (unknown key "
-                                 f"'{unknown[0]}')")
         run_json = out / RUN_JSON
         if run_json.is_file():
             import json
@@ -61,6 +54,13 @@ def _resolve_config(args: argparse.Namespace, options: dict, out: Path | None) -
                 trained = None
             if trained and trained != args.model:
                 raise UsageError(f"{out} is a run of {trained}, not {args.model}")
+        saved = out / CONFIG
+        if saved.is_file():
+            base = load_file(saved)
+            unknown = [k for k in base if k not in options]
+            if unknown:
+                raise UsageError(f"{saved}: written for another model (unknown key "
+                                 f"'{unknown[0]}')")
     return resolve(options, args.config, args.overrides, what=args.model, base=base)
 
 
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from framescore.scoring import resolve_device
 
     dist_info = loop.dist_from_env()
+    if dist_info.main:
+        loop.check_run_dir(out, args.resume, args.force)
     device = loop.init_distributed(dist_info, resolve_device(args.device))
     talk = dist_info.main and not args.quiet
 

@@ -316,12 +316,9 @@ def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     return dict(meta) if isinstance(meta, dict) else {}
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Check (and make) the run folder: never reuse one without ``resume`` or ``force``.
-
-    ``resume`` needs ``last.pt`` there; ``force`` removes the files a run writes
-    (:data:`RUN_FILES`) and nothing else.
-    """
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Whether the run folder may be used (no side effects): never reuse one without
+    ``resume`` (which needs its ``last.pt``) or ``force``."""
     run_dir = Path(run_dir)
     if resume and force:
         raise UsageError("--resume continues a run and --force starts it over: choose one")
@@ -331,10 +328,19 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputError(f"{run_dir}: exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not force:
-            raise OutputError(f"{run_dir}: exists already (use --resume to continue that run "
-                              "or --force to start it over)")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        raise OutputError(f"{run_dir}: exists already (use --resume to continue that run "
+                          "or --force to start it over)")
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Check (:func:`check_run_dir`) and make the run folder; ``force`` removes the files a
+    run writes (:data:`RUN_FILES`) and nothing else."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume, force)
+    if resume:
+        return
+    if run_dir.is_dir() and force:
         import shutil
 
         for name in RUN_FILES:

@@ -1161,15 +1161,6 @@ class ArodRecipe(Recipe):
             kwargs["pretrained"] = self.config["pretrained"]
         return kwargs
 
-    def load_imagenet(self, model: nn.Module, path: Path) -> None:
-        if not hasattr(model, "backbone") or not hasattr(model.backbone, "layer4"):
-            super().load_imagenet(model, path)
-            return
-        from framescore.models.kong import load_torchvision_part
-
-        load_torchvision_part(model.backbone, path, "resnet50",
-                              lambda k: None if k.startswith("fc.") else k)
-
     def load(self) -> None:
         cfg = self.config
         fmt = cfg["data_format"]

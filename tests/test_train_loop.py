@@ -1,0 +1,498 @@
+"""The training loop, settings and the train / evaluate commands.
+
+Resume equality (stopped after an epoch, and interrupted in the middle of one), atomic
+checkpoints, early stopping, run-folder rules, config files and overrides, and bad input:
+one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets_fixtures import make_ava
+from torch import nn
+from torch.utils.data import Dataset
+
+from framescore.cli import main
+from framescore.errors import OutputError, UsageError
+from framescore.models.weights import load_into
+from framescore.train import loop
+from framescore.train.config import (
+    ConfigError,
+    load_file,
+    parse_override,
+    resolve,
+    to_toml,
+)
+from framescore.train.recipes import RapidRecipe, make_recipe, options_for
+
+TINY = ["size=32", "batch_size=4", "steps_per_epoch=2", "workers=0", "test_views=2",
+        "eval_batch_size=16", "lr_schedule=\"step\"", "lr_step=1", "lr_gamma=0.5"]
+
+
+@pytest.fixture(scope="module")
+def ava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small AVA folder (real-photo crops degraded by score), shared by the tests here."""
+    return make_ava(tmp_path_factory.mktemp("ava") / "ava", n=28, seed=3, size=40).root
+
+
+def _config(*extra: str) -> dict:
+    return resolve(options_for("rapid-scnn"), overrides=[*TINY, *extra])
+
+
+def _train(ava: Path, run: Path, config: dict, *, resume: bool = False,
+           stop_after: int | None = None, recipe_cls: type = RapidRecipe):
+    from framescore.models.registry import get
+
+    recipe = recipe_cls("rapid-scnn", get("rapid-scnn"), config, ava)
+    recipe.ensure_loaded()
+    if not resume:
+        loop.prepare_run_dir(run, False, False)
+    loop.seed_everything(loop.epoch_seed(config["seed"], -2))
+    model = recipe.build_model()
+    result = loop.fit(model, recipe, config, run, meta={"model": "rapid-scnn",
+                                                        "config": config},
+                      resume=resume, stop_after=stop_after)
+    return model, result
+
+
+def _same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _history(result) -> list[dict]:
+    drop = {"time_s", "images_per_s"}
+    return [{k: v for k, v in row.items() if k not in drop} for row in result.history]
+
+
+# ---------------------------------------------------------------------------------------------
+# resume
+
+
+def test_resume_after_an_epoch_is_bit_identical(ava, tmp_path):
+    config = _config("epochs=3")
+    full, full_result = _train(ava, tmp_path / "full", config)
+    _, first = _train(ava, tmp_path / "split", config, stop_after=1)
+    assert first.status == "stopped" and first.epochs_done == 1
+    resumed, second = _train(ava, tmp_path / "split", config, resume=True)
+    assert second.status == "finished" and second.epochs_done == 3
+    _same_state(full.state_dict(), resumed.state_dict())
+    assert _history(full_result) == _history(second)
+    a = loop.read_checkpoint(tmp_path / "full" / loop.LAST)
+    b = loop.read_checkpoint(tmp_path / "split" / loop.LAST)
+    for group_a, group_b in zip(a["optimizer"]["param_groups"], b["optimizer"]["param_groups"],
+                                strict=True):
+        assert group_a["lr"] == group_b["lr"] == config["lr"] * 0.5 ** 3
+    for k, state in a["optimizer"]["state"].items():
+        assert torch.equal(state["momentum_buffer"], b["optimizer"]["state"][k]["momentum_buffer"])
+
+
+class _Interrupted(RapidRecipe):
+    """The real RAPID recipe, with Ctrl-C pressed before its fifth training step."""
+
+    calls = 0
+
+    def step(self, ctx, batch):
+        type(self).calls += 1
+        if type(self).calls == 5:
+            raise KeyboardInterrupt
+        return super().step(ctx, batch)
+
+
+def test_resume_after_an_interrupt_mid_epoch_is_bit_identical(ava, tmp_path):
+    config = _config("epochs=3")
+    full, _ = _train(ava, tmp_path / "full", config)
+    with pytest.raises(KeyboardInterrupt):
+        _train(ava, tmp_path / "cut", config, recipe_cls=_Interrupted)
+    run_info = json.loads((tmp_path / "cut" / loop.RUN_JSON).read_text())
+    assert run_info["status"] == "interrupted" and run_info["epochs_done"] == 2
+    assert not list((tmp_path / "cut").glob(".*.part"))
+    resumed, result = _train(ava, tmp_path / "cut", config, resume=True)
+    assert result.epochs_done == 3
+    _same_state(full.state_dict(), resumed.state_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints and run folder
+
+
+def test_checkpoints_load_into_the_model_and_best_is_the_best_epoch(ava, tmp_path):
+    config = _config("epochs=2")
+    model, result = _train(ava, tmp_path / "run", config)
+    run = tmp_path / "run"
+    for name in (loop.LAST, loop.BEST):
+        fresh = make_recipe("rapid-scnn", config, ava).build_model()
+        load_into(fresh, run / name)  # weights_only loading of {"state_dict": ...}
+    fresh = make_recipe("rapid-scnn", config, ava).build_model()
+    load_into(fresh, run / loop.LAST)
+    _same_state(fresh.state_dict(), model.state_dict())
+    best = torch.load(run / loop.BEST, weights_only=True)
+    assert best["meta"]["epoch"] == result.best_epoch
+    monitors = [row["val_monitor"] for row in result.history]
+    assert best["meta"]["metrics"]["monitor"] == max(monitors)
+    rows = (run / loop.METRICS).read_text().splitlines()
+    assert len(rows) == 1 + len(result.history)
+    assert rows[0].startswith("epoch,lr,train_loss")
+    info = json.loads((run / loop.RUN_JSON).read_text())
+    assert info["status"] == "finished" and info["epochs_done"] == 2
+    if not _has_tensorboard():
+        assert not (run / loop.TENSORBOARD).exists()
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_checkpoint_writes_are_atomic(tmp_path):
+    path = tmp_path / "last.pt"
+    loop.save_atomic({"state_dict": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle this")
+
+    big = {"state_dict": {"w": torch.zeros(1000)}, "junk": Unpicklable()}
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        loop.save_atomic(big, path)
+    assert path.read_bytes() == before  # the old checkpoint is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no partial file left
+    assert torch.equal(loop.read_checkpoint(path)["state_dict"]["w"], torch.ones(3))
+
+
+def test_run_folder_rules(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    (run / loop.METRICS).write_text("old")
+    with pytest.raises(OutputError, match="--resume"):
+        loop.prepare_run_dir(run, resume=False, force=False)
+    loop.prepare_run_dir(run, resume=False, force=True)
+    assert (run / "notes.txt").read_text() == "mine" and not (run / loop.METRICS).exists()
+    with pytest.raises(UsageError, match="last.pt"):
+        loop.prepare_run_dir(run, resume=True, force=False)
+    with pytest.raises(UsageError, match="choose one"):
+        loop.prepare_run_dir(run, resume=True, force=True)
+    loop.prepare_run_dir(tmp_path / "new" / "deep", resume=False, force=False)
+    assert (tmp_path / "new" / "deep").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop on a small task of its own: early stopping, schedules, loss blow-up
+
+
+class _Points(Dataset):
+    def __init__(self, n: int = 32) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 0.0])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class _Regression:
+    """A minimal task: linear regression, with a scripted validation curve."""
+
+    def __init__(self, monitors: list[float]) -> None:
+        self.monitors = monitors
+        self.epoch = 0
+
+    def train_data(self, epoch):
+        return _Points()
+
+    def collate(self, items):
+        batch = torch.utils.data.default_collate(items)
+        batch["size"] = len(items)
+        return batch
+
+    def step(self, ctx, batch):
+        pred = ctx.call("forward", batch["x"]).squeeze(1)
+        return loop.StepResult(((pred - batch["y"]) ** 2).mean(), len(pred))
+
+    def validate(self, model, ctx):
+        value = self.monitors[min(self.epoch, len(self.monitors) - 1)]
+        self.epoch += 1
+        return {"score": value, "monitor": value}
+
+    def trainable(self, model):
+        return list(model.parameters())
+
+    def start(self, model, ctx):
+        pass
+
+    def train_mode(self, model):
+        model.train()
+
+
+def _linear_config(**kw) -> dict:
+    from framescore.train.config import COMMON, defaults
+
+    config = defaults(COMMON)
+    config.update(workers=0, batch_size=8, lr=0.05, lr_schedule="none")
+    config.update(kw)
+    return config
+
+
+def test_early_stop_and_plateau_schedule(tmp_path):
+    task = _Regression([0.1, 0.5, 0.4, 0.3, 0.2, 0.9, 0.9])
+    config = _linear_config(epochs=10, early_stop=3, lr_schedule="plateau", plateau_patience=1,
+                            lr_gamma=0.5)
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    result = loop.fit(nn.Linear(4, 1), task, config, tmp_path / "run")
+    assert result.status == "early-stopped"
+    assert result.epochs_done == 5 and result.best_epoch == 2 and result.best_value == 0.5
+    lrs = [row["lr"] for row in result.history]
+    # plateau_patience 1: halved once two epochs in a row (3 and 4) brought no gain
+    assert lrs[:4] == [0.05] * 4 and lrs[4] == 0.025
+    assert torch.load(tmp_path / "run" / loop.BEST, weights_only=True)["meta"]["epoch"] == 2
+    assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
+
+
+def test_a_diverging_loss_is_one_clear_error(tmp_path):
+    config = _linear_config(epochs=2, lr=1e6, early_stop=0)
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    with pytest.raises(UsageError, match="lower the learning rate"):
+        loop.fit(nn.Linear(4, 1), _Regression([0.0]), config, tmp_path / "run")
+
+
+def test_steps_per_epoch_beyond_one_pass_reshuffles(tmp_path):
+    config = _linear_config(epochs=1, steps_per_epoch=10, early_stop=0)  # 32 points = 4 steps
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    result = loop.fit(nn.Linear(4, 1), _Regression([0.0]), config, tmp_path / "run")
+    assert result.history[0]["steps"] == 10 and result.history[0]["images"] == 80
+
+
+def test_epoch_seeds_differ_and_repeat():
+    seeds = {loop.epoch_seed(0, e) for e in range(-2, 50)}
+    assert len(seeds) == 52 and all(0 <= s < 2**63 for s in seeds)
+    assert loop.epoch_seed(7, 3, 1) == loop.epoch_seed(7, 3, 1) != loop.epoch_seed(8, 3, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# settings
+
+
+def test_config_files_and_overrides(tmp_path):
+    options = options_for("relative-siamese")
+    toml = tmp_path / "c.toml"
+    toml.write_text('lr = 0.01\nepochs = 3\nfreeze = ["global_column"]\noptimizer = "adam"\n')
+    config = resolve(options, toml, ["epochs=5", "nesterov=false"])
+    assert config["lr"] == 0.01 and config["epochs"] == 5 and config["optimizer"] == "adam"
+    assert config["freeze"] == ["global_column"] and config["nesterov"] is False
+    assert config["margin"] == 3.0 and config["lr_gamma"] == 0.85  # the paper's defaults
+    (tmp_path / "t.toml").write_text("[train]\nlr = 2e-3\nbatch_size = 10\n")
+    assert resolve(options, tmp_path / "t.toml")["batch_size"] == 10
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: 0.5\nmax_variance: 3\n")
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="PyYAML"):
+            resolve(options, yaml_file)
+    else:
+        config = resolve(options, yaml_file)
+        assert config["lr"] == 0.5 and config["max_variance"] == 3.0
+    written = tmp_path / "back.toml"
+    written.write_text(to_toml(config, "header line"))
+    assert load_file(written) == config
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lrr = 1\n", "unknown key 'lrr' for relative-siamese (did you mean 'lr'?)"),
+    ("lr = \"fast\"\n", "'lr' must be a number"),
+    ("epochs = 2.5\n", "'epochs' must be a whole number"),
+    ("epochs = true\n", "'epochs' must be a whole number"),
+    ("nesterov = 1\n", "'nesterov' must be true or false"),
+    ("optimizer = \"rmsprop\"\n", "'optimizer' must be one of sgd, adam, adamw"),
+    ("batch_size = 0\n", "'batch_size' must be >= 1"),
+    ("lr = -1\n", "'lr' must be > 0"),
+    ("freeze = [1]\n", "'freeze' must be a list of non-empty strings"),
+    ("lr = = 3\n", "not valid TOML"),
+    ("[optim]\nlr = 1\n", "'optim' is a table"),
+])
+def test_bad_config_files(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        resolve(options_for("relative-siamese"), path, what="relative-siamese")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_overrides_parse_toml_values():
+    assert parse_override("lr=1e-4") == ("lr", 1e-4)
+    assert parse_override("freeze=[\"a\", \"b\"]") == ("freeze", ["a", "b"])
+    assert parse_override("data_format=folder") == ("data_format", "folder")
+    assert parse_override(" amp = false ") == ("amp", False)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_override("lr")
+    with pytest.raises(ConfigError):
+        load_file(Path("/nonexistent/config.toml"))
+    with pytest.raises(ConfigError, match=".toml, .yaml or .yml"):
+        load_file(Path(__file__))
+
+
+def test_every_trainable_model_has_valid_defaults():
+    from framescore.train.recipes import trainable_models
+
+    names = trainable_models()
+    assert {"rapid-scnn", "rapid-dcnn", "relative-siamese", "kong-reg", "kong-full",
+            "arod-resnet50", "jin-wmse", "jin-histogram"} <= set(names)
+    for name in names:
+        options = options_for(name)
+        config = resolve(options)  # every default passes its own checks
+        assert config["data_format"] == options["data_format"].choices[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("framescore: error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "no-such-model", "--data", ".", "--out", "{tmp}/r"], "unknown model"),
+    (["train", "rules", "--data", ".", "--out", "{tmp}/r"], "has no training recipe"),
+    (["train", "rapid-scnn", "--data", "{tmp}/missing", "--out", "{tmp}/r"],
+     "data root not found"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r", "--set", "lrr=3"],
+     "unknown key 'lrr'"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r", "--set", "epochs=0"],
+     "'epochs' must be >= 1"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r", "--config",
+      "{tmp}/bad.toml"], "not valid TOML"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r", "--config",
+      "{tmp}/nothere.toml"], "config file not found"),
+    (["train", "rapid-scnn", "--out", "{tmp}/r"], "--data ROOT is needed"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r"], "AVA label file"),
+    (["train", "kong-reg", "--data", "{tmp}", "--out", "{tmp}/r"], "AADB"),
+    (["train", "rapid-scnn", "--data", "{tmp}", "--out", "{tmp}/r", "--resume"],
+     "no last.pt"),
+    (["evaluate", "rapid-scnn", "--weights", "{tmp}/none.pt", "--data", "{tmp}"],
+     "weights file not found"),
+    (["evaluate", "rapid-scnn", "--weights", "{tmp}/bad.toml", "--data", "{tmp}"],
+     "not a readable"),
+    (["evaluate", "rules", "--weights", "{tmp}/bad.toml", "--data", "{tmp}"],
+     "has no training recipe"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    (tmp_path / "bad.toml").write_text("lr = = 1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(args) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_an_existing_run_folder_needs_resume_or_force(ava, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "x").write_text("")
+    assert main(["train", "rapid-scnn", "--data", str(ava), "--out", str(run),
+                 *sum((["--set", s] for s in TINY), [])]) == 2
+    assert "exists already" in _one_error_line(capsys)
+
+
+def test_train_evaluate_resume_from_the_command_line(ava, tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = sum((["--set", s] for s in [*TINY, "epochs=1"]), [])
+    assert main(["train", "rapid-scnn", "--data", str(ava), "--out", str(run), "--json",
+                 "--device", "cpu", *sets]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "finished" and summary["epochs"] == 1
+    assert summary["figures"][0]["key"] == "ava_accuracy"
+    assert summary["figures"][0]["paper"] == 71.2
+    for name in (loop.LAST, loop.BEST, loop.METRICS, loop.CONFIG, loop.RUN_JSON, "test.json"):
+        assert (run / name).is_file(), name
+    saved = load_file(run / loop.CONFIG)
+    assert saved["size"] == 32 and saved["epochs"] == 1 and saved["lr"] == 1e-3
+    # evaluate with the stored settings (size 32): same figure as the end-of-training test
+    assert main(["evaluate", "rapid-scnn", "--weights", str(run / loop.BEST), "--data",
+                 str(ava), "--json", "--set", "workers=0"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)
+    assert evaluation["figures"][0]["ours"] == pytest.approx(summary["figures"][0]["ours"])
+    # resume with one more epoch; the stored settings apply
+    assert main(["train", "rapid-scnn", "--data", str(ava), "--out", str(run), "--resume",
+                 "--set", "epochs=2", "--quiet"]) == 0
+    rows = (run / loop.METRICS).read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    capsys.readouterr()
+    assert main(["train", "relative-siamese", "--data", str(ava), "--out", str(run),
+                 "--resume"]) == 2
+    assert "is a run of rapid-scnn" in _one_error_line(capsys)
+
+
+def test_show_config_lists_the_paper_defaults(capsys):
+    assert main(["train", "relative-siamese", "--show-config", "--set", "epochs=7"]) == 0
+    out = capsys.readouterr().out
+    assert "lr_gamma = 0.85" in out and "epochs = 7" in out and "nesterov = true" in out
+
+
+def test_size_is_refused_where_a_model_cannot_take_it(ava):
+    config = resolve(options_for("kong-reg"), overrides=["size=24", "workers=0"])
+    with pytest.raises(UsageError, match="cannot take 24x24"):
+        make_recipe("kong-reg", config, ava).build_model()
+
+
+def test_freeze_keeps_parts_fixed(ava, tmp_path):
+    config = _config("epochs=1", "freeze=[\"column.convs\"]")
+    from framescore.models.registry import get
+
+    recipe = RapidRecipe("rapid-scnn", get("rapid-scnn"), config, ava)
+    recipe.ensure_loaded()
+    model = recipe.build_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    loop.fit(model, recipe, config, tmp_path / "run")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("column.convs"))
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    bad = _config("freeze=[\"nothing.here\"]")
+    with pytest.raises(UsageError, match="no parameter"):
+        make_recipe("rapid-scnn", bad, ava).build_model()
+
+
+# ---------------------------------------------------------------------------------------------
+# many processes
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_on_the_cpu(ava, tmp_path):
+    """Two processes (Gloo): each reads half of every batch, rank 0 alone writes the run."""
+    run = tmp_path / "ddp"
+    sets = sum((["--set", s] for s in [*TINY, "epochs=1", "test_at_end=false"]), [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    script = tmp_path / "framescore_cli.py"  # what the `framescore` console script runs
+    script.write_text("import sys\nfrom framescore.cli import main\nsys.exit(main())\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--standalone", str(script), "train", "rapid-scnn", "--data", str(ava),
+           "--out", str(run), "--device", "cpu", "-q", *sets]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads((run / loop.RUN_JSON).read_text())
+    assert info["world_size"] == 2 and info["status"] == "finished"
+    row = (run / loop.METRICS).read_text().splitlines()[1].split(",")
+    assert int(row[3]) == 2 and int(row[4]) == 8  # 2 steps x 4 images over both ranks
+    state = loop.read_checkpoint(run / loop.LAST)["state_dict"]
+    assert all(math.isfinite(float(v.float().abs().sum())) for v in state.values())
+    assert not np.isnan(float(info["best_monitor"]))
