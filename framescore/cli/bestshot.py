@@ -75,7 +75,20 @@ def _warn(text: str) -> None:
     print(f"framescore: warning: {text}", file=sys.stderr)
 
 
+def _common_folder(result) -> str | None:
+    import os
+
+    if result.kind == "video":
+        return str(result.source)
+    try:
+        return os.path.commonpath([os.path.abspath(c.path.parent) for c in result.candidates])
+    except ValueError:
+        return None
+
+
 def _print_table(result, copy_to: str | None) -> None:
+    import os
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -83,24 +96,30 @@ def _print_table(result, copy_to: str | None) -> None:
     best = result.best()
     has_std = any(c.std is not None for c in best)
     grouped = result.settings.group
+    where = _common_folder(result)
     what = "frames" if result.kind == "video" else "photos"
-    title = f"best {what} ({result.model}, {len(result.candidates)} scored"
+    title = f"best {what}" + (f" in {escape(where)}" if where else "")
+    title += f" ({result.model}, {len(result.candidates)} scored"
     title += f", {result.bursts} bursts)" if grouped else ")"
     table = Table(title=title)
     if grouped:
         table.add_column("burst", justify="right")
     table.add_column("rank", justify="right")
-    table.add_column("time" if result.kind == "video" else "file")
+    table.add_column("time" if result.kind == "video" else "file", overflow="fold")
     table.add_column("score", justify="right")
     if has_std:
         table.add_column("± std", justify="right")
     for c in best:
         row = [str(c.burst)] if grouped else []
-        row += [str(c.rank), escape(c.label()), f"{c.score:.4g}"]
+        label = c.label()
+        if c.time is None and where:
+            label = os.path.relpath(os.path.abspath(c.path), where)
+        row += [str(c.rank), escape(label), f"{c.score:.4g}"]
         if has_std:
             row.append("" if c.std is None else f"{c.std:.3g}")
         table.add_row(*row)
     console = Console()
     console.print(table)
     if copy_to:
-        console.print(f"copied {sum(c.copied_to is not None for c in best)} to {copy_to}/")
+        console.print(f"copied {sum(c.copied_to is not None for c in best)} to "
+                      f"{escape(copy_to)}/")
