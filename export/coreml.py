@@ -209,7 +209,7 @@ def check_spec(path: str | Path, exp: Exportable, precision: str = "fp16") -> di
 def can_predict() -> tuple[bool, str]:
     """Whether Core ML can run here, and why not."""
     if sys.platform != "darwin":
-        return False, f"running it needs macOS (this is {sys.platform})"
+        return False, f"Core ML runs on macOS only (this is {sys.platform})"
     return True, ""
 
 

@@ -234,7 +234,7 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
                     raise ExportError(f"{p.name}: {parity.problem()}")
                 art.parity = parity.to_dict()
             else:
-                art.note = f"spec checked; {why}"
+                art.note = f"spec checked; not run: {why}"
             staged["coreml"] = p
             report.artifacts.append(art)
         report.elapsed = time.perf_counter() - started
