@@ -224,3 +224,44 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys, case: str) -> 
                 "no-glob": "no file matches", "clip-and-photo": "only PATH",
                 "clip-group": "only PATH", "gap-without-group": "--group"}[case]
     assert expected in err
+
+
+def test_uncertainty_column_for_a_model_with_std(tmp_path: Path, capsys) -> None:
+    """jin-histogram (real architecture, untrained weights) predicts a std: it is reported."""
+    import torch
+
+    from framescore.apps.bestshot import best_shot
+    from framescore.apps.rank import rank_folder
+    from framescore.cli.bestshot import _print_table
+    from framescore.models.registry import get
+    from framescore.scoring import TorchScorer
+
+    torch.manual_seed(0)
+    info = get("jin-histogram")
+    scorer = TorchScorer(info.name, info.build(), info.spec)
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(photo(name)).save(tmp_path / f"{name}.jpg")
+    result = best_shot([tmp_path], Settings(), scorer=scorer)
+    assert all(c.std is not None and c.std > 0 for c in result.candidates)
+    assert result.summary()["ranking"][0]["std"] == result.candidates[0].std
+    _print_table(result, None)
+    assert "± std" in capsys.readouterr().out
+    ranked = rank_folder(tmp_path, tmp_path / "out", scorer, "untrained")
+    header = (tmp_path / "out" / "ranking.csv").read_text().splitlines()[0].split(",")
+    assert "std" in header and ranked.ranking[0].to_dict()["std"] is not None
+    assert "±" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_group_uses_exif_capture_time(tmp_path: Path, capsys) -> None:
+    """Two bursts of one scene a minute apart (EXIF), files copied at one moment: two bursts."""
+    images = burst("chelsea")
+    for i, (kind, image) in enumerate(images.items()):
+        for session, start in (("am", "10:00:0"), ("pm", "10:01:0")):
+            exif = Image.Exif()
+            exif.get_ifd(0x8769)[0x9003] = f"2020:05:17 {start}{i}"
+            path = tmp_path / f"{session}_{kind}.jpg"
+            Image.fromarray(image).save(path, quality=92, exif=exif)
+            os.utime(path, (1_600_000_000, 1_600_000_000))
+    doc = run_json(capsys, str(tmp_path), "--group", "--model", "rules")
+    assert doc["bursts"] == 2
+    assert [Path(b["file"]).name for b in doc["best"]] == ["am_clean.jpg", "pm_clean.jpg"]
