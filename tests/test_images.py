@@ -234,3 +234,13 @@ def test_unreadable_permissions(tmp_path: Path, cat: np.ndarray) -> None:
     os.chmod(tmp_path / "locked.png", 0)
     with pytest.raises(MediaError, match="locked.png"):
         load_image(tmp_path / "locked.png")
+
+
+def test_exclude_works_with_relative_paths(tmp_path: Path, cat: np.ndarray,
+                                           monkeypatch) -> None:
+    for name in ("photos/a.jpg", "photos/out/thumbs/t.jpg", "photos/deep/b.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(cat).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    listing = find_images(["photos"], recursive=True, exclude=[Path("photos/out")])
+    assert [p.as_posix() for p in listing.files] == ["photos/a.jpg", "photos/deep/b.jpg"]

@@ -20,9 +20,10 @@ collect such files in one ``skipped`` list so a command can warn once and go on.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import glob
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -195,22 +196,26 @@ def file_time(path: Path) -> float:
     return path.stat().st_mtime
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
 def _scan_folder(folder: Path, recursive: bool, exclude: Sequence[Path],
                  listing: Listing) -> None:
-    walker: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
-    for entry in sorted(walker):
-        if _is_hidden(entry, folder) or any(entry == x or x in entry.parents for x in exclude):
-            continue
-        if entry.is_dir():
-            continue
-        if entry.suffix.lower() in IMAGE_SUFFIXES:
-            listing.files.append(entry)
-        else:
-            listing.skipped.append((entry, "not an image file"))
+    """Add ``folder``'s image files (and its sub-folders' when ``recursive``) in name order."""
+    root = folder.resolve()
+    skip = set()
+    for x in exclude:
+        with contextlib.suppress(ValueError):
+            skip.add(x.relative_to(root))
+    for here, dirs, files in os.walk(folder):
+        rel = Path(here).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".")
+                         and rel / d not in skip)
+        for name in sorted(files):
+            if name.startswith(".") or rel / name in skip:
+                continue
+            entry = Path(here) / name
+            if entry.suffix.lower() in IMAGE_SUFFIXES:
+                listing.files.append(entry)
+            else:
+                listing.skipped.append((entry, "not an image file"))
 
 
 def find_images(paths: Sequence[str | Path], recursive: bool = False,
