@@ -19,7 +19,6 @@ Searches:
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -276,7 +275,3 @@ def write_crop(result: CropResult, out: str | Path, force: bool = False) -> Path
     result.out = out
     return out
 
-
-def aspect_error(box: Box, aspect: float) -> float:
-    """How far a box's ratio is from ``aspect``, relative (0 = exact)."""
-    return abs(math.log((box.width / box.height) / aspect))
