@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +38,33 @@ INPUT_DOC = "float32 (N, 3, H, W) RGB pixels in 0..255; normalization is inside 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[io.StringIO]:
-    """Silence the exporters' progress lines and warnings (kept, for error messages)."""
+    """Silence the converters' progress lines, warnings and C++-level dumps (the TorchScript
+    exporter prints its whole IR graph to the stderr *file descriptor* when it fails), so a
+    failure reads as one line. Python-level output is kept in the yielded buffer."""
     buf = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buf), \
-            contextlib.redirect_stderr(buf):
-        warnings.simplefilter("ignore")
-        yield buf
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved: list[int] = []
+        try:
+            saved = [os.dup(1), os.dup(2)]
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+        except OSError:  # no real descriptors (embedded interpreter): Python level only
+            for fd in saved:
+                os.close(fd)
+            saved = []
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(buf), \
+                    contextlib.redirect_stderr(buf):
+                warnings.simplefilter("ignore")
+                yield buf
+        finally:
+            if saved:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
 
 
 def _first_line(exc: BaseException) -> str:

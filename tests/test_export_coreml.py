@@ -31,7 +31,7 @@ from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, Model
 ct = coreml._coremltools()
 
 
-def _cases() -> list[str]:
+def _cases() -> list:
     """The default model, the mobile encoder, and the smallest model of each paper family."""
     best: dict[str, ModelInfo] = {}
     for info in REGISTRY.values():
@@ -40,7 +40,9 @@ def _cases() -> list[str]:
             best[fam] = info
     names = {default_model()}
     names.update(m.name for fam, m in best.items() if fam != "rules")
-    return sorted(names)
+    # VGG16-sized models (> 100 M parameters: 20-30 s each on 2 shared cores) are marked slow
+    return [pytest.param(n, marks=pytest.mark.slow) if REGISTRY[n].parameters() > 100e6 else n
+            for n in sorted(names)]
 
 
 def _prepare(name: str) -> Exportable:
