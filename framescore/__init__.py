@@ -8,14 +8,32 @@ The Python API mirrors the command line::
     scored = framescore.score_video("clip.mp4", model="rules", every=2)
     smooth = framescore.smooth_curve(scored.scores, scored.times)
     peaks = framescore.find_peaks(scored.times, smooth, scored.scores, top=3, min_gap=2.0)
+    best = framescore.best_shot(["burst/"], top=1)
+    ranking = framescore.rank("photos/", "photos.ranked")
+    crop = framescore.crop("photo.jpg", "16:9")
+
+Names are imported on first use, so ``import framescore`` (and the command line's ``--help``)
+does not pay for PyTorch.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from framescore.api import keyframes, score_video, write_keyframes  # noqa: E402
-from framescore.curve import Smoothing, find_peaks, smooth_curve  # noqa: E402
+_LAZY = {
+    "keyframes": "framescore.api", "write_keyframes": "framescore.api",
+    "score_video": "framescore.api", "best_shot": "framescore.api", "rank": "framescore.api",
+    "crop": "framescore.api", "Smoothing": "framescore.curve",
+    "find_peaks": "framescore.curve", "smooth_curve": "framescore.curve",
+}
 
-__all__ = ["Smoothing", "__version__", "find_peaks", "keyframes", "score_video",
-           "smooth_curve", "write_keyframes"]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'framescore' has no attribute {name!r}")

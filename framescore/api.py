@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from framescore.apps import bestshot as _bestshot
+from framescore.apps import crop as _crop
 from framescore.apps import keyframes as _kf
+from framescore.apps import rank as _rank
 from framescore.curve import Smoothing
 from framescore.io.video import Sampling, iter_frames, probe
 from framescore.models.registry import load_scorer
@@ -39,3 +43,32 @@ def write_keyframes(result: _kf.Result, out_dir: str | Path | None = None,
     """Write a result's frames, scores.csv, keyframes.json and curve.png; returns the folder."""
     out = Path(out_dir) if out_dir else _kf.default_out_dir(result.info.path)
     return _kf.write(result, out, force=force)
+
+
+def best_shot(paths: Sequence[str | Path], model: str | None = None,
+              weights: str | None = None, top: int | None = None, group: bool = False,
+              every: int = 1, device: str = "auto", batch_size: int = 32) -> _bestshot.Result:
+    """Rank the photos (folders, files, globs) or the frames of one short clip; best first."""
+    settings = _bestshot.Settings(model=model, weights=weights, device=device,
+                                  batch_size=batch_size, top=top, group=group, every=every)
+    return _bestshot.best_shot(paths, settings)
+
+
+def rank(folder: str | Path, out_dir: str | Path, model: str | None = None,
+         weights: str | None = None, device: str = "auto", batch_size: int = 32,
+         cache: bool = True, force: bool = False) -> _rank.Result:
+    """Sort a photo collection by score; writes ranking.csv, index.html and thumbs/."""
+    scorer = load_scorer(model, weights, device=resolve_device(device))
+    return _rank.rank_folder(folder, out_dir, scorer, _rank.weights_id(scorer.name, weights),
+                             batch_size=batch_size,
+                             cache_path=_rank.default_cache_path() if cache else None,
+                             force=force)
+
+
+def crop(path: str | Path, aspect: str, model: str | None = None, weights: str | None = None,
+         search: str = "random", candidates: int = 1000, seed: int = 0,
+         device: str = "auto") -> _crop.CropResult:
+    """The best crop of a photo for an aspect ratio like ``"16:9"``; writes nothing."""
+    scorer = load_scorer(model, weights, device=resolve_device(device))
+    return _crop.best_crop(path, aspect, scorer, search=search, candidates=candidates,
+                           seed=seed)

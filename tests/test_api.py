@@ -1,0 +1,34 @@
+"""The Python API: importing is cheap, and every job is one call."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from framescore.samples import photo_paths
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, framescore; framescore.__version__; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_photo_jobs_from_python(tmp_path):
+    import framescore
+
+    photos = photo_paths()
+    best = framescore.best_shot([photos["coffee"], photos["chelsea"]], top=1)
+    assert len(best.candidates) == 2 and best.candidates[0].rank == 1
+    box = framescore.crop(photos["coffee"], "1:1", candidates=40).box
+    assert abs(box.width - box.height) <= 1
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name in ("coffee", "rocket", "astronaut"):
+        (folder / photos[name].name).write_bytes(photos[name].read_bytes())
+    result = framescore.rank(folder, tmp_path / "ranked", cache=False)
+    assert (tmp_path / "ranked" / "ranking.csv").is_file()
+    assert [r.rank for r in result.ranking] == [1, 2, 3]
+    scores = [r.entry.score for r in result.ranking]
+    assert scores == sorted(scores, reverse=True)
