@@ -22,7 +22,7 @@ from framescore.export.runtime import OnnxScorer
 from framescore.export.verify import TOLERANCE, compare, flipped_pairs, photo_batch, verify_onnx
 from framescore.export.wrap import ExportError, family_of, prepare
 from framescore.models.registry import REGISTRY, default_model, load_scorer
-from framescore.models.spec import ModelInfo
+from framescore.models.spec import ModelInfo, Scorer
 
 PHOTOS = ("astronaut", "coffee")  # two real photos: batch-2 parity keeps the run short
 
@@ -121,6 +121,7 @@ def test_family_exports_with_parity(name: str, tmp_path: Path):
 
     # dynamic batch: the file ran the pair at once; one image alone gives the same
     scorer = OnnxScorer(path)
+    assert isinstance(scorer, Scorer)
     assert scorer.name == name and scorer.spec == exp.spec and scorer.batch is None
     pair, alone = scorer.score_batch(images), scorer.score_batch(images[1:])
     for key in exp.outputs:
@@ -140,7 +141,9 @@ def test_cli_fp16_int8_with_weights(small_net, tmp_path: Path, capsys):
     assert files["fp32"]["parity"]["rel"] <= 1e-4 and files["fp32"]["parity"]["passed"]
     assert files["fp16"]["parity"]["rel"] <= 1e-2 and files["fp16"]["parity"]["flipped"] == 0
     rho = files["int8"]["parity"]["spearman"]
-    assert -1.0 <= rho <= 1.0 and files["int8"]["parity"]["images"] == 8 * 4
+    from framescore.samples import photo_paths
+
+    assert -1.0 <= rho <= 1.0 and files["int8"]["parity"]["images"] == len(photo_paths()) * 4
     size = {p: (out / f["file"]).stat().st_size for p, f in files.items()}
     assert size["fp32"] == files["fp32"]["bytes"]
     assert 0.4 < size["fp16"] / size["fp32"] < 0.6     # weights halve
