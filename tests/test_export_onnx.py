@@ -232,7 +232,7 @@ def test_onnx_model_in_bestshot_and_rank(default_onnx, tmp_path: Path, capsys):
                    for r, g in zip(ref, got, strict=True))
 
 
-def test_onnx_model_in_crop(default_onnx):
+def test_onnx_model_in_crop(default_onnx, tmp_path: Path, capsys):
     crop = pytest.importorskip("framescore.apps.crop")
     from framescore.samples import photo_paths
 
@@ -242,6 +242,12 @@ def test_onnx_model_in_crop(default_onnx):
     got = crop.best_crop(src, "1:1", OnnxScorer(path), candidates=24)
     assert got.box == ref.box
     assert got.score == pytest.approx(ref.score, rel=1e-4)
+    # and through the command line
+    assert main(["crop", str(src), "--aspect", "1:1", "--candidates", "24", "--model",
+                 str(path), "--out", str(tmp_path / "crop.jpg"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == name
+    assert summary["score"] == pytest.approx(ref.score, rel=1e-4)
 
 
 # ---- verification logic -----------------------------------------------------------------
