@@ -5,7 +5,9 @@ training: long side 480), every fault of :data:`framescore.faults.FAULTS` and ``
 independent draws of the fault's random choices (blur path, crop corner, noise...), the photo
 is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the clean photo. Every pair of two
 different severities of one draw is a test pair (6 per draw), and it is ranked correctly when
-the less damaged image scores higher; an exact tie counts one half.
+the less damaged image scores higher; an exact tie counts one half. (Faults with no random
+choice, exposure, contrast, colour, fades, give the same renders at every repeat; they are
+counted at every repeat all the same, so every fault weighs the same in the overall figure.)
 
     accuracy(fault) = (correct + ½ ties) / pairs of that fault
     overall         = the same over all pairs (every fault has the same number of pairs)

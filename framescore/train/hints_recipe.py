@@ -144,8 +144,8 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     tmp.replace(path)
     weights = path.with_name("weights.pt")
     tmp = weights.with_name(weights.name + ".part")
-    torch.save({k: v.detach().float().cpu().contiguous() for k, v in
-                model.state_dict().items()}, tmp)
+    torch.save({k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu()
+                .contiguous() for k, v in model.state_dict().items()}, tmp)
     tmp.replace(weights)
 
 
