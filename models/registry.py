@@ -77,7 +77,10 @@ def load_scorer(name: str | None = None, weights: str | Path | None = None,
     if name.endswith(".onnx"):
         from framescore.export.runtime import OnnxScorer
 
-        return OnnxScorer(Path(name))
+        if weights:
+            raise UsageError("an exported .onnx model carries its weights; --weights does not "
+                             "apply")
+        return OnnxScorer(Path(name), device=torch.device(device).type)
     info = get(name)
     if info.make_scorer is not None:
         if weights:

@@ -189,3 +189,8 @@ def _alexnet_file(tmp_path):
     path = tmp_path / "alexnet.pth"
     torch.save(alexnet(weights=None).state_dict(), path)
     return path
+
+
+def test_onnx_model_takes_no_weights(tmp_path):
+    with pytest.raises(UsageError, match="carries its weights"):
+        load_scorer(str(tmp_path / "m.onnx"), tmp_path / "w.pt")
