@@ -25,7 +25,7 @@ from framescore.errors import DataError
 from framescore.train.data.records import (
     Record,
     RecordSet,
-    keep_existing,
+    finish,
     log,
     read_lines,
     require_dir,
@@ -125,12 +125,7 @@ def read_aadb(root: Path | str, split: str = "train", image_dir: Path | str | No
     if ratings is not None:
         records, unmatched = attach_ratings(records, read_ratings(ratings))
         info["unmatched_ratings"] = unmatched
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, path)
-    result = RecordSet(records, path, malformed=malformed, missing=missing, info=info)
-    log.info("%s", result.summary())
-    return result
+    return finish(records, path, require_images=require_images, malformed=malformed, info=info)
 
 
 def flickr_key(name_or_url: str) -> str:

@@ -16,7 +16,7 @@ from framescore.train.data.records import (
     Record,
     RecordSet,
     find_file,
-    keep_existing,
+    finish,
     log,
     read_lines,
     require_dir,
@@ -77,10 +77,5 @@ def read_arod(root: Path | str, list_file: str = LIST_FILE, image_dir: Path | st
         log.info("%s: dropped %d line(s) by rule (%d with views <= 1, %d with faves < 1)",
                  path, dropped, few_views, no_faves)
     require_some(records, path, "AROD list")
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, path)
-    result = RecordSet(records, path, malformed=len(bad), missing=missing, dropped=dropped,
-                       info={"dropped_views": few_views, "dropped_faves": no_faves})
-    log.info("%s", result.summary())
-    return result
+    return finish(records, path, require_images=require_images, malformed=len(bad),
+                  dropped=dropped, info={"dropped_views": few_views, "dropped_faves": no_faves})

@@ -28,8 +28,7 @@ from framescore.train.data.records import (
     Record,
     RecordSet,
     find_file,
-    keep_existing,
-    log,
+    finish,
     read_lines,
     require_dir,
     require_some,
@@ -74,12 +73,7 @@ def read_ava(root: Path | str, image_dir: Path | str | None = None,
     records, bad = _parse_ava(path, _image_dir(root, image_dir))
     warn_lines(path, bad)
     require_some(records, path, "AVA label file")
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, path)
-    result = RecordSet(records, path, malformed=len(bad), missing=missing)
-    log.info("%s", result.summary())
-    return result
+    return finish(records, path, require_images=require_images, malformed=len(bad))
 
 
 def _parse_ava(path: Path, images: Path) -> tuple[list[Record], list[int]]:
@@ -240,13 +234,8 @@ def read_style(root: Path | str, split: str = "train", image_dir: Path | str | N
             challenge=base.challenge if base else None, label=label, labels=labels))
     warn_lines(ids_path, bad)
     require_some(records, ids_path, "AVA style list")
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, ids_path)
-    result = RecordSet(records, ids_path, malformed=len(bad), missing=missing,
-                       info={"styles": styles})
-    log.info("%s", result.summary())
-    return result
+    return finish(records, ids_path, require_images=require_images, malformed=len(bad),
+                  info={"styles": styles})
 
 
 def select(records: RecordSet | list[Record], ids: list[str] | set[str]) -> list[Record]:

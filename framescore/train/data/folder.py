@@ -15,8 +15,7 @@ from framescore.errors import DataError
 from framescore.train.data.records import (
     Record,
     RecordSet,
-    keep_existing,
-    log,
+    finish,
     require_some,
     warn_lines,
 )
@@ -86,12 +85,7 @@ def read_folder(root: Path | str, csv_file: Path | str | None = None,
                               id=name))
     warn_lines(path, bad)
     require_some(records, path, "score CSV")
-    missing = 0
-    if require_images:
-        records, missing = keep_existing(records, path)
-    result = RecordSet(records, path, malformed=len(bad), missing=missing)
-    log.info("%s", result.summary())
-    return result
+    return finish(records, path, require_images=require_images, malformed=len(bad))
 
 
 def _is_number(text: str) -> bool:

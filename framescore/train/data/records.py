@@ -104,6 +104,19 @@ def warn_lines(path: Path, bad: Sequence[int], what: str = "malformed") -> None:
     log.warning("%s: skipped %d %s line(s) (line %s%s)", path, len(bad), what, first, more)
 
 
+def finish(records: list[Record], source: Path, *, require_images: bool, malformed: int = 0,
+           dropped: int = 0, info: dict[str, Any] | None = None) -> RecordSet:
+    """The :class:`RecordSet` a reader returns: entries without an image file dropped and
+    counted when ``require_images``, and the counts logged."""
+    missing = 0
+    if require_images:
+        records, missing = keep_existing(records, source)
+    result = RecordSet(records, source, malformed=malformed, missing=missing, dropped=dropped,
+                       info=info or {})
+    log.info("%s", result.summary())
+    return result
+
+
 def keep_existing(records: list[Record], source: Path) -> tuple[list[Record], int]:
     """``records`` whose image file exists, and how many did not (logged with the first names)."""
     kept: list[Record] = []
