@@ -12,7 +12,6 @@ Files, for a model ``M`` in ``--out DIR``: ``M.onnx`` (fp32, always written with
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from framescore.errors import OutputError, UsageError
 from framescore.export.wrap import ExportError, prepare
+from framescore.outputs import replace_into
 
 FORMATS = ("onnx", "coreml")
 SCHEMA = "framescore.export/1"
@@ -120,21 +120,6 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
-
-
-def _place(src: Path, dest: Path, force: bool) -> None:
-    """Rename ``src`` to ``dest``; an old ``dest`` (only with ``force``) goes once it is done."""
-    if dest.exists() or dest.is_symlink():
-        if not force:
-            raise OutputError(f"{dest}: exists already (use --force to replace it)")
-        old = dest.with_name(f".{dest.name}.old")
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        os.replace(dest, old)
-        os.replace(src, dest)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-    else:
-        os.replace(src, dest)
 
 
 def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
@@ -241,8 +226,8 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
         staged_report = stage / paths["report"].name
         staged_report.write_text(json_text(report.to_dict()), encoding="utf-8")
         for label, src in staged.items():
-            _place(src, paths[label], req.force)
-        _place(staged_report, paths["report"], req.force)
+            replace_into(src, paths[label], req.force)
+        replace_into(staged_report, paths["report"], req.force)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report

@@ -79,18 +79,36 @@ def staged_dir(dest: Path, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if dest.exists():
-        if not force:  # appeared while we worked
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise OutputError(f"{dest}: exists already (use --force to replace it)")
-        old = dest.with_name(f".{dest.name}.old")
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    try:
+        replace_into(tmp, dest, force)
+    except OutputError:  # the destination appeared while we worked
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace_into(src: Path, dest: Path, force: bool = False) -> None:
+    """Rename a finished file or folder ``src`` to ``dest``.
+
+    An existing ``dest`` is replaced only with ``force``, and removed only once the new one is
+    in place.
+    """
+    if not (dest.exists() or dest.is_symlink()):
+        os.replace(src, dest)
+        return
+    if not force:
+        raise OutputError(f"{dest}: exists already (use --force to replace it)")
+    old = dest.with_name(f".{dest.name}.old")
+    _remove(old)
+    os.replace(dest, old)
+    os.replace(src, dest)
+    _remove(old)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
