@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -10,17 +9,9 @@ import torch
 from torch import nn
 
 from framescore.errors import WeightsError
+from framescore.hashing import sha256_of
 
 _NESTED_KEYS = ("state_dict", "model", "model_state", "net")
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:

@@ -29,6 +29,7 @@ from PIL import Image
 from framescore import __version__
 from framescore.apps.bestshot import input_side, score_images
 from framescore.errors import MediaError
+from framescore.hashing import sha256_of
 from framescore.io.images import Picture, find_images, load_image
 from framescore.models.spec import Scorer
 from framescore.outputs import csv_text, json_text, staged_dir, write_text_atomic
@@ -49,27 +50,19 @@ def default_cache_path() -> Path:
     return base / "framescore" / "scores.sqlite"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_id(model: str, weights: str | Path | None = None) -> str:
     """A stable id of the weights behind ``model`` (hash of the file that was loaded)."""
     if weights:
-        return _sha256(Path(weights))
+        return sha256_of(Path(weights))
     if model.endswith(".onnx"):
-        return _sha256(Path(model))
+        return sha256_of(Path(model))
     from framescore.models.registry import get
 
     info = get(model)
     if info.sha256:
         return info.sha256
     path = info.bundled_path
-    return _sha256(path) if path is not None and path.is_file() else "none"
+    return sha256_of(path) if path is not None and path.is_file() else "none"
 
 
 @dataclass(frozen=True)
