@@ -13,13 +13,16 @@ from PIL import Image
 
 from framescore.apps import keyframes as kf
 from framescore.cli import main
+from framescore.models.registry import default_model
 from tests.media import gradient_frames, write_clip_with_bad_packets
 
+MODELS = sorted({"rules", default_model()})
 
-@pytest.fixture(scope="module")
-def demo_run(demo_clip, tmp_path_factory):
+
+@pytest.fixture(scope="module", params=MODELS)
+def demo_run(request, demo_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "demo.framescore"
-    assert main([str(demo_clip.path), "--out", str(out), "--quiet"]) == 0
+    assert main([str(demo_clip.path), "--out", str(out), "--quiet", "-m", request.param]) == 0
     return demo_clip, out
 
 
@@ -39,7 +42,7 @@ def test_outputs_are_complete_and_consistent(demo_run):
     clip, out = demo_run
     doc = json.loads((out / "keyframes.json").read_text())
     assert doc["schema"] == "framescore.keyframes/1"
-    assert doc["model"]["name"] == "rules"
+    assert doc["model"]["name"] in MODELS
     assert doc["input"]["width"] == 480 and doc["input"]["height"] == 320
     assert doc["decode"]["scored"] == doc["decode"]["decoded"] == 414
     for rank, k in enumerate(doc["keyframes"], start=1):
