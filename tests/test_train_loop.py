@@ -38,6 +38,15 @@ TINY = ["size=32", "batch_size=4", "steps_per_epoch=2", "workers=0", "test_views
         "eval_batch_size=16", "lr_schedule=\"step\"", "lr_step=1", "lr_gamma=0.5"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small nets on a busy two-core machine run several times faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def ava(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small AVA folder (real-photo crops degraded by score), shared by the tests here."""
@@ -496,3 +505,83 @@ def test_ddp_under_torchrun_on_the_cpu(ava, tmp_path):
     state = loop.read_checkpoint(run / loop.LAST)["state_dict"]
     assert all(math.isfinite(float(v.float().abs().sum())) for v in state.values())
     assert not np.isnan(float(info["best_monitor"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# every trainable model: one step of its recipe, then its test protocol
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from datasets_fixtures import make_aadb, make_arod
+
+    base = tmp_path_factory.mktemp("sets")
+    return {"ava": make_ava(base / "ava", n=40, seed=5, size=40).root,
+            "aadb": make_aadb(base / "aadb", n=40, seed=5, size=64).root,
+            "arod": make_arod(base / "arod", n=40, seed=5, size=40).root}
+
+
+SMOKE = {  # model: (dataset, size, extra settings)
+    "rapid-scnn-center": ("ava", 32, ["test_views=2"]),
+    "rapid-scnn-pad": ("ava", 32, ["test_views=2"]),
+    "rapid-scnn-patch": ("ava", 32, ["test_views=2"]),
+    "rapid-dcnn": ("ava", 32, ["test_views=2"]),
+    "relative-siamese": ("ava", 32, ["max_variance=10.0", "n_train=6", "n_val=2"]),
+    "kong-reg": ("aadb", 64, []), "kong-reg-rank": ("aadb", 64, []),
+    "kong-full": ("aadb", 64, []),
+    "arod-resnet50": ("arod", 32, ["batch_size=3"]),
+    "framescore-mobile": ("arod", 32, ["pretrained=false", "batch_size=3"]),
+    "jin-wmse": ("ava", 32, ["rs_size=6", "ed_per_bin=2"]),
+    "jin-histogram": ("ava", 32, ["rs_size=6", "ed_per_bin=2"]),
+}
+
+
+# Jin's VGG16 (134 M parameters) takes ~15 s a step here, mostly building it and writing its
+# checkpoints; its recipe is exercised quickly by tests/test_learnability.py.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n.startswith("jin") else n for n in sorted(SMOKE)])
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # untrained ResNet: inf norms
+def test_every_recipe_trains_a_step_and_tests(name, datasets, tmp_path):
+    kind, size, extra = SMOKE[name]
+    config = resolve(options_for(name), overrides=[
+        f"size={size}", "batch_size=2", "epochs=1", "steps_per_epoch=1", "workers=0",
+        "eval_batch_size=8", "test_at_end=false", *extra])
+    recipe = make_recipe(name, config, datasets[kind])
+    recipe.ensure_loaded()
+    model = recipe.build_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    result = loop.fit(model, recipe, config, tmp_path / "run", meta={"model": name})
+    assert result.epochs_done == 1 and math.isfinite(result.history[0]["train_loss"])
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    ctx = loop.Context(loop.Dispatch(model), torch.device("cpu"), False, False)
+    figures = recipe.test(model, ctx)
+    assert figures and all(f.metric for f in figures)
+    reported = (recipe.info.extra.get("reported") or {})
+    if kind == "aadb":
+        assert figures[0].key == "spearman" and figures[0].paper == reported["aadb_spearman"]
+    if name.startswith("jin"):
+        keys = {f.key for f in figures}
+        assert {"mse_rs", "mse_ed", "range"} <= keys
+        assert ("rmser_rs" in keys) == (name == "jin-histogram")
+
+
+def test_style_column_then_rdcnn_style(datasets, tmp_path, capsys):
+    sets = sum((["--set", s] for s in ["size=32", "batch_size=2", "epochs=1",
+                                        "steps_per_epoch=1", "workers=0", "test_views=2",
+                                        "val_fraction=0.2"]), [])
+    ava = str(datasets["ava"])
+    assert main(["train", "rapid-style", "--data", ava, "--out", str(tmp_path / "style"),
+                 "--json", *sets]) == 0
+    figures = json.loads(capsys.readouterr().out)["figures"]
+    assert figures[0]["key"] == "style_map" and figures[0]["paper"] == 56.81
+    assert main(["train", "rapid-rdcnn-style", "--data", ava, "--out", str(tmp_path / "r"),
+                 *sets]) == 2
+    assert "needs style_weights" in _one_error_line(capsys)
+    style = tmp_path / "style" / loop.BEST
+    assert main(["train", "rapid-rdcnn-style", "--data", ava, "--out", str(tmp_path / "r"),
+                 "--json", *sets, "--set", f"style_weights=\"{style}\""]) == 0
+    assert json.loads(capsys.readouterr().out)["figures"][0]["paper"] == 74.46
+    assert main(["train", "rapid-rdcnn-semantic", "--data", ava, "--out",
+                 str(tmp_path / "s"), *sets]) == 2
+    assert "needs imagenet_weights" in _one_error_line(capsys)

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
     recipe = make_recipe(args.model, config, root)
+    recipe.check()
     recipe.ensure_loaded()
     for line in recipe.summary:
         log(line)

@@ -418,6 +418,8 @@ class Recipe:
         build = self.info.build
         if build is None:
             raise UsageError(f"model {self.name!r} has no neural network to train")
+        if load_weights:
+            self.check()
         kwargs = self.build_kwargs()
         size = self.config["size"]
         if size and size != self.info.spec.height and accepts(build, "size"):
@@ -438,6 +440,20 @@ class Recipe:
 
     def build_kwargs(self) -> dict[str, Any]:
         return {}
+
+    #: settings that name weight files
+    WEIGHT_KEYS: ClassVar[tuple[str, ...]] = ("imagenet_weights", "init_weights",
+                                              "style_weights")
+
+    def check(self) -> None:
+        """Fail early (before any data is read) on settings that cannot work: weight files
+        that do not exist, weights a model needs but was not given."""
+        from framescore.errors import WeightsError
+
+        for key in self.WEIGHT_KEYS:
+            value = self.config.get(key)
+            if value and not Path(value).expanduser().is_file():
+                raise WeightsError(f"{key}: file not found: {value}")
 
     def _check_size(self, model: nn.Module) -> None:
         """A model without a size option must still take the asked size (fully convolutional
@@ -585,24 +601,24 @@ class RapidRecipe(Recipe):
     def style(self) -> bool:
         return self.info.extra.get("task") == "style"
 
-    def build_model(self, load_weights: bool = True) -> nn.Module:
-        model = super().build_model(load_weights)
-        if not load_weights:
-            return model
+    def check(self) -> None:
+        super().check()
         frozen = self.info.extra.get("frozen", "")
-        if frozen.startswith("style"):
-            path = self.config["style_weights"]
-            if not path and not self.config["init_weights"]:
-                raise UsageError(f"{self.name} needs style_weights = a trained rapid-style "
-                                 "checkpoint (its frozen third column)")
-            if path:
-                from framescore.models.rapid import load_style_column
-
-                load_style_column(model, Path(path).expanduser())
-        if frozen.startswith("semantic") and not (self.config["imagenet_weights"]
-                                                  or self.config["init_weights"]):
+        given = self.config.get("init_weights")
+        if frozen.startswith("style") and not (self.config["style_weights"] or given):
+            raise UsageError(f"{self.name} needs style_weights = a trained rapid-style "
+                             "checkpoint (its frozen third column)")
+        if frozen.startswith("semantic") and not (self.config["imagenet_weights"] or given):
             raise UsageError(f"{self.name} needs imagenet_weights = a torchvision alexnet "
                              "state dict (its frozen third column)")
+
+    def build_model(self, load_weights: bool = True) -> nn.Module:
+        model = super().build_model(load_weights)
+        path = self.config.get("style_weights")
+        if load_weights and path:
+            from framescore.models.rapid import load_style_column
+
+            load_style_column(model, Path(path).expanduser())
         return model
 
     def load(self) -> None:
