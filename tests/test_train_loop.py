@@ -451,6 +451,31 @@ def test_train_evaluate_resume_from_the_command_line(ava, tmp_path, capsys):
     assert "is a run of rapid-scnn" in _one_error_line(capsys)
 
 
+def test_evaluate_faults_protocol_on_a_folder_of_photos(ava, tmp_path, capsys):
+    """``--protocol faults``: the fault-type table of a trained model beside rules."""
+    import shutil
+
+    from framescore.samples import photo_paths
+
+    _train(ava, tmp_path / "run", _config("epochs=1"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths()["chelsea"], photos)
+    assert main(["evaluate", "rapid-scnn", "--weights", str(tmp_path / "run" / loop.BEST),
+                 "--data", str(photos), "--protocol", "faults", "--repeats", "1",
+                 "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    tables = result["fault_tables"]
+    assert [t["model"] for t in tables] == ["rapid-scnn", "rules"]
+    for table in tables:
+        assert len(table["per_fault"]) >= 10
+        assert all(f["pairs"] == 6 for f in table["per_fault"].values())  # 4 severities, 1 draw
+        assert 0.0 <= table["overall"] <= 1.0
+    assert main(["evaluate", "rapid-scnn", "--weights", str(tmp_path / "run" / loop.BEST),
+                 "--data", str(tmp_path / "run"), "--protocol", "faults"]) == 2
+    assert "no photos" in _one_error_line(capsys)
+
+
 def test_show_config_lists_the_paper_defaults(capsys):
     assert main(["train", "relative-siamese", "--show-config", "--set", "epochs=7"]) == 0
     out = capsys.readouterr().out
