@@ -420,7 +420,7 @@ class Recipe:
             raise UsageError(f"model {self.name!r} has no neural network to train")
         if load_weights:
             self.check()
-        kwargs = self.build_kwargs()
+        kwargs = self.build_kwargs(load_weights)
         size = self.config["size"]
         if size and size != self.info.spec.height and accepts(build, "size"):
             kwargs["size"] = size
@@ -438,7 +438,9 @@ class Recipe:
             self.frozen = freeze(model, self.config["freeze"])
         return model
 
-    def build_kwargs(self) -> dict[str, Any]:
+    def build_kwargs(self, load_weights: bool = True) -> dict[str, Any]:
+        """Extra keyword arguments of the model's builder (``load_weights``: False when a whole
+        checkpoint will be loaded over the model)."""
         return {}
 
     #: settings that name weight files
@@ -1168,13 +1170,13 @@ class ArodRecipe(Recipe):
         v = self.config[key]
         return float(getattr(self.preset(), preset_key)) if v < 0 else float(v)
 
-    def build_kwargs(self) -> dict[str, Any]:
+    def build_kwargs(self, load_weights: bool = True) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         build = self.info.build
         if self.config["preset"] != "paper" and accepts(build, "dim"):
             kwargs["dim"] = self.preset().embedding_dim
         if "pretrained" in self.config and accepts(build, "pretrained"):
-            kwargs["pretrained"] = self.config["pretrained"]
+            kwargs["pretrained"] = bool(self.config["pretrained"]) and load_weights
         return kwargs
 
     def load(self) -> None:
