@@ -682,6 +682,7 @@ def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.opti
     batches, steps = _batches(task, config, dist_info, epoch, device)
     bar.epoch(f"epoch {epoch + 1}/{config['epochs']}", steps)
     loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
+    nonfinite = torch.zeros((), device=device, dtype=torch.long)
     extra: dict[str, torch.Tensor] = {}
     n_steps = images = skipped = 0
     t0 = time.perf_counter()
@@ -701,14 +702,18 @@ def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.opti
                 [p for g in optimizer.param_groups for p in g["params"]], config["grad_clip"])
         scaler.step(optimizer)
         scaler.update()
-        loss_sum += loss.detach()
+        finite = torch.isfinite(loss.detach())
+        nonfinite += (~finite).long()
+        # with AMP an overflowing step is skipped by the scaler: keep it out of the mean
+        loss_sum += torch.where(finite, loss.detach(), torch.zeros_like(loss)) if ctx.amp \
+            else loss.detach()
         n_steps += 1
         images += result.images
         for key, v in result.logs.items():
             v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
             extra[key] = extra.get(key, 0.0) + v.to(device)
         if n_steps % 10 == 0 or n_steps == steps:  # a sync point: check and show the loss
-            mean = float(loss_sum) / n_steps
+            mean = float(loss_sum) / max(n_steps - int(nonfinite), 1)
             if not math.isfinite(mean) and not ctx.amp:
                 raise UsageError(f"the loss became {mean} in epoch {epoch + 1}: lower the "
                                  "learning rate (lr) or check the data")
@@ -719,15 +724,18 @@ def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.opti
             writer.add_scalar("step/loss", float(loss), epochs_before * steps + n_steps)
     if n_steps == 0:
         raise UsageError(f"epoch {epoch + 1}: no readable training batch")
-    mean_loss = float(loss_sum) / n_steps
-    if not math.isfinite(mean_loss) and not ctx.amp:
-        raise UsageError(f"the loss became {mean_loss} in epoch {epoch + 1}: lower the "
-                         "learning rate (lr) or check the data")
+    bad = int(nonfinite)
+    mean_loss = float(loss_sum) / max(n_steps - bad, 1) if ctx.amp else float(loss_sum) / n_steps
+    if (not ctx.amp and not math.isfinite(mean_loss)) or bad == n_steps:
+        raise UsageError(f"the loss became {'non-finite' if bad else mean_loss} in epoch "
+                         f"{epoch + 1}: lower the learning rate (lr) or check the data")
     seconds = time.perf_counter() - t0
     row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": mean_loss,
                            "steps": n_steps, "images": images * dist_info.world,
                            "images_per_s": round(images * dist_info.world / seconds, 2),
                            "skipped": skipped}
+    if bad:
+        row["nonfinite_steps"] = bad
     row.update({f"train_{k}": float(v) / n_steps for k, v in extra.items()})
     return row
 
