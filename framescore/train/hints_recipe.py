@@ -18,6 +18,10 @@ Loss per group (c, l, h) with Φ the encodings and s = ‖Φ‖ the scores:
 * the relative hinge loss (:func:`framescore.train.losses.relative_hinge_loss`) on the three
   ordered pairs, ``d = s_better − s_worse``, ``y = +1``: (c > l), (l > h), (c > h);
 
+With ``cross_severity < 1`` the hinge also gets, across the groups of a batch, (c_i >
+h_j) for another photo's high-damage copy of severity ≥ ``cross_severity``: a clean photo
+above a badly damaged one, which ties the norms of different photos together.
+
 ``loss = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``. AdamW with a linear warm-up then a
 cosine decay; a checkpoint (model, optimizer, step, sampler state) every few minutes, so a run
 can be stopped at any time and resumed with ``--resume``; ``weights.pt`` beside it always holds
@@ -63,6 +67,7 @@ class Recipe:
     norm_margin: float = 1.0          # direction margin m̃
     hinge_delta: float = 1.0          # relative hinge δ
     hinge_weight: float = 1.0         # λ
+    cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
     seed: int = 0
     checkpoint_every_s: float = 180.0
     cache_batch: int = 64
@@ -88,7 +93,13 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
     better = directional_triplet_loss(ph, pl, pc, q_high, q_clean, recipe.margin,
                                       recipe.norm_margin, variant="bounded")
     sc, sl, sh = pc.norm(dim=1), pl.norm(dim=1), ph.norm(dim=1)
-    d = torch.cat([sc - sl, sl - sh, sc - sh])
+    pairs = [sc - sl, sl - sh, sc - sh]
+    if recipe.cross_severity < 1.0 and g > 1:
+        # across photos: a clean photo above another photo's heavily damaged copy
+        other = torch.roll(sh, 1)
+        keep = torch.roll(s_high, 1) >= recipe.cross_severity
+        pairs.append((sc - other)[keep])
+    d = torch.cat(pairs)
     hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
     total = worse + better + recipe.hinge_weight * hinge
     return {"loss": total, "triplet": worse + better, "hinge": hinge,
@@ -151,7 +162,8 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
           resume: bool = False, device: str = "cpu", threads: int | None = None,
-          max_minutes: float | None = None, log: Callable[[str], None] = print) -> Path:
+          max_minutes: float | None = None, init: str | Path | None = None,
+          log: Callable[[str], None] = print) -> Path:
     """Run the recipe on a hints folder; returns the path of the final ``weights.pt``.
 
     ``max_minutes`` stops early (after a checkpoint) when the wall-clock budget is spent; the
@@ -185,6 +197,11 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
 
     torch.manual_seed(recipe.seed)
     model = build_model(recipe).to(dev)
+    if init is not None:
+        from framescore.models.weights import load_into
+
+        load_into(model, init)
+        log(f"initialised from {init}")
     from framescore.models.mobile import SPEC
 
     # the frozen part is always ImageNet's, so its outputs can be kept for later runs/resumes
@@ -269,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
+    p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     for name, field in Recipe.__dataclass_fields__.items():
         p.add_argument("--" + name.replace("_", "-"), type=type(field.default),
                        default=field.default, help=f"(default: {field.default})")
@@ -281,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         path = train(args.data, args.out, recipe, resume=args.resume, device=args.device,
-                     threads=args.threads, max_minutes=args.max_minutes, log=log)
+                     threads=args.threads, max_minutes=args.max_minutes, init=args.init,
+                     log=log)
     except FramescoreError as exc:
         print(f"hints_recipe: error: {exc}", file=sys.stderr)
         return 2
