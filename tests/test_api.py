@@ -32,3 +32,10 @@ def test_photo_jobs_from_python(tmp_path):
     assert [r.rank for r in result.ranking] == [1, 2, 3]
     scores = [r.entry.score for r in result.ranking]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_evaluate_uses_the_shipped_weights_by_default(capsys):
+    from framescore.cli import main
+
+    assert main(["evaluate", "rapid-scnn", "--data", "."]) == 2
+    assert "ships no weights: pass --weights FILE" in capsys.readouterr().err

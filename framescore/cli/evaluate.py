@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "pair accuracy per fault type on held-out photos (a `framescore data` "
                     "folder or any folder of photos), beside the rules scorer.")
     p.add_argument("model", metavar="MODEL", help="registry name (see `framescore models`)")
-    p.add_argument("--weights", "-w", required=True, metavar="FILE",
-                   help="checkpoint (best.pt / last.pt of `framescore train`, or a state dict)")
+    p.add_argument("--weights", "-w", default=None, metavar="FILE",
+                   help="checkpoint (best.pt / last.pt of `framescore train`, or a state "
+                        "dict); default: the weights that ship with the model, if any")
     p.add_argument("--data", "-d", required=True, metavar="ROOT", help="dataset root")
     p.add_argument("--protocol", default="paper", choices=["paper", "faults"],
                    help="paper: the paper's test split and metrics (default); faults: the "
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
     compare = args.compare if args.compare is not None else ["rules"]
-    result = evaluate(args.model, args.weights, args.data, config_file=args.config,
+    weights = args.weights or _bundled(args.model)
+    result = evaluate(args.model, weights, args.data, config_file=args.config,
                       overrides=args.overrides, device=args.device, protocol=args.protocol,
                       seed=args.seed, repeats=args.repeats, compare=compare, log=log)
     if args.json:
@@ -68,3 +70,13 @@ def run(args: argparse.Namespace) -> int:
         print_figures(result)
     log(f"{result.seconds:.1f} s")
     return 0
+
+
+def _bundled(model: str) -> str:
+    from framescore.errors import WeightsError
+    from framescore.models.registry import get
+
+    path = get(model).bundled_path
+    if path is None or not path.is_file():
+        raise WeightsError(f"model {model!r} ships no weights: pass --weights FILE")
+    return str(path)
