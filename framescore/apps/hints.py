@@ -45,6 +45,7 @@ from PIL import Image, ImageOps
 
 from framescore import faults as faultlib
 from framescore.errors import DataError, MediaError
+from framescore.hashing import sha256_of
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MANIFEST = "manifest.json"
@@ -91,21 +92,13 @@ def find_photos(sources: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def split_photos(paths: Sequence[Path], seed: int, holdout: float = 0.2,
                  hashes: Sequence[str] | None = None) -> list[PhotoEntry]:
     """The train/test split: photos ordered by ``sha256(f"{seed}:{file_sha}")``; the first
     ``max(1, round(holdout·N))`` are held out (test). Identical files count once."""
     if not 0.0 < holdout < 1.0:
         raise DataError(f"holdout must be between 0 and 1, got {holdout}")
-    hashes = list(hashes) if hashes is not None else [file_sha256(p) for p in paths]
+    hashes = list(hashes) if hashes is not None else [sha256_of(p) for p in paths]
     seen: dict[str, Path] = {}
     for p, h in zip(paths, hashes, strict=True):
         seen.setdefault(h, p)

@@ -29,6 +29,7 @@ import numpy as np
 from framescore import faults as faultlib
 from framescore.apps import hints
 from framescore.errors import DataError
+from framescore.hashing import sha256_of
 from framescore.models.spec import Scorer
 from framescore.preprocess import view
 
@@ -80,7 +81,7 @@ def draws(photos: Sequence[str | Path], seed: int = 0, repeats: int = 2,
     if len(severities) < 2 or list(severities) != sorted(severities) or severities[0] != 0:
         raise ValueError("severities must start at 0 and increase")
     for path in photos:
-        sha = hints.file_sha256(path)
+        sha = sha256_of(path)
         photo = hints.load_photo(path, long_side)
         for fault in names:
             for rep in range(repeats):
