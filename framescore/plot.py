@@ -40,9 +40,9 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
         ax.set_xlim(float(times[0]), float(times[-1]) if times[-1] > times[0] else 1.0)
     ax.grid(alpha=0.25)
     ax.legend(loc="lower right", fontsize=8)
-    if title:
-        fig.suptitle(title, y=0.99 if thumbs else 0.97, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.76 if thumbs else 0.95))
+    if title:  # above the thumbnails, which stand on the axes' top edge
+        ax.set_title(title, fontsize=10, pad=100 if thumbs else 6)
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
