@@ -93,15 +93,15 @@ def pipeline(path: Path, model: str, weights: str | None, every: int) -> float:
     return result.stats.decoded / (time.perf_counter() - start)
 
 
-def peak_rss_mb(path: Path) -> float:
+def peak_rss_mb(path: Path, model: str = "rules") -> float:
     code = (
         "import resource, sys, tempfile\n"
         "from framescore.cli import main\n"
         "out = tempfile.mkdtemp()\n"
-        "rc = main([sys.argv[1], '-q', '-o', out + '/o'])\n"
+        "rc = main([sys.argv[1], '-q', '-m', sys.argv[2], '-o', out + '/o'])\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
         "sys.exit(rc)\n")
-    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+    res = subprocess.run([sys.executable, "-c", code, str(path), model], capture_output=True,
                          text=True, check=True)
     return float(res.stdout.strip().splitlines()[-1])
 
