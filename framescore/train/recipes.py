@@ -515,6 +515,20 @@ class Recipe:
         """Read the labels and make the splits (no image is decoded here)."""
         raise NotImplementedError
 
+    def ava_generic_split(self) -> tuple[list[Record], list[Record], list[Record]]:
+        """AVA's standard split: test = ``generic_test.jpgl``; validation = ``val_fraction`` of
+        the rest (seeded); train = the remainder. Returns ``(train, val, test)``."""
+        from framescore.train.data import generic_test_ids
+
+        root = self.require_root()
+        rs = read_ava(root, image_dir=self.image_dir())
+        self.note(rs.summary())
+        ids = set(generic_test_ids(root))
+        test = [r for r in rs.records if r.id in ids]
+        val, train = random_split([r for r in rs.records if r.id not in ids],
+                                  [self.config["val_fraction"]], self.config["seed"])
+        return train, val, test
+
     def ensure_loaded(self) -> None:
         if not self.loaded:
             self.load()
@@ -987,15 +1001,7 @@ class KongRecipe(Recipe):
                 self.note(f"rater CSV: {ratings}")
             train_r, val_r, test_r = train.records, val.records, test.records
         elif fmt == "ava":
-            from framescore.train.data import generic_test_ids
-
-            root = self.require_root()
-            rs = read_ava(root, image_dir=self.image_dir())
-            self.note(rs.summary())
-            ids = set(generic_test_ids(root))
-            test_r = [r for r in rs.records if r.id in ids]
-            val_r, train_r = random_split([r for r in rs.records if r.id not in ids],
-                                          [cfg["val_fraction"]], cfg["seed"])
+            train_r, val_r, test_r = self.ava_generic_split()
             self.scale = (1.0, 10.0)
         else:
             train_r, val_r, test_r = self.folder_splits((cfg["test_fraction"],
@@ -1183,15 +1189,7 @@ class ArodRecipe(Recipe):
         cfg = self.config
         fmt = cfg["data_format"]
         if fmt == "ava":
-            from framescore.train.data import generic_test_ids
-
-            root = self.require_root()
-            rs = read_ava(root, image_dir=self.image_dir())
-            self.note(rs.summary())
-            ids = set(generic_test_ids(root))
-            test = [r for r in rs.records if r.id in ids]
-            val, train = random_split([r for r in rs.records if r.id not in ids],
-                                      [cfg["val_fraction"]], cfg["seed"])
+            train, val, test = self.ava_generic_split()
         elif fmt == "arod":
             rs = read_arod(self.require_root(), image_dir=self.image_dir())
             self.note(rs.summary())
