@@ -132,8 +132,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
                   extras={"peaks": peaks, "transition": transition})
 
 
-def write(result: Result, out_dir: str | Path, force: bool = False,
-          image_format: str = "jpg") -> Path:
+def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
     """Write frames, scores.csv, keyframes.json and curve.png into ``out_dir`` (atomically)."""
     out_dir = Path(out_dir)
     path = result.info.path
@@ -144,9 +143,8 @@ def write(result: Result, out_dir: str | Path, force: bool = False,
             image = images.get(kf.index)
             if image is None:
                 continue
-            name = f"{kf.rank:02d}_{timestamp_name(kf.time)}.{image_format}"
-            write_bytes_atomic(tmp / name, encode_jpeg(image) if image_format == "jpg"
-                               else _png(image))
+            name = f"{kf.rank:02d}_{timestamp_name(kf.time)}.jpg"
+            write_bytes_atomic(tmp / name, encode_jpeg(image))
             kf.file = name
         peak_set = {kf.index: kf.rank for kf in result.keyframes}
         sc = result.scored
@@ -164,16 +162,6 @@ def write(result: Result, out_dir: str | Path, force: bool = False,
         result.out_dir = out_dir
         write_text_atomic(tmp / "keyframes.json", json_text(result.summary()))
     return out_dir
-
-
-def _png(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def default_out_dir(path: str | Path) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -290,8 +289,3 @@ def _grab_sequential(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
             if index >= last:
                 break
     return out
-
-
-def rate_fraction(fps: float) -> Fraction:
-    """A frame rate as the Fraction PyAV's encoders want."""
-    return Fraction(fps).limit_denominator(1001)
