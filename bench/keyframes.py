@@ -3,10 +3,12 @@
     python bench/keyframes.py                   # 720p + 1080p, rules and the default model
     python bench/keyframes.py --models rules,arod-resnet50 --seconds 10 --no-memory
 
-Prints one table (markdown, to paste into bench/RESULTS.md). Clips are H.264, made from a
-pan across a real photograph, and cached in bench/.cache/. Frames/s are *video* frames per
-second of wall time (every frame is decoded whatever the sampling). Peak memory is the
-maximum RSS of a fresh process running the whole job on a 1-minute and a 10-minute clip.
+Prints one table (markdown, to paste into bench/RESULTS.md); each figure is the median of
+``--repeats`` runs, interleaved so that a change in the machine's load hits every row alike.
+Clips are H.264, made from a pan across a real photograph, and cached in bench/.cache/.
+Frames/s are *video* frames per second of wall time (every frame is decoded whatever the
+sampling). Peak memory is the maximum RSS of a fresh process running the whole job on a
+1-minute and a 10-minute clip.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the speed clips")
     ap.add_argument("--heavy-every", type=int, default=10,
                     help="sampling for models slower than 50 images/s on this device")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each measurement, interleaved; the median is printed")
     ap.add_argument("--no-memory", action="store_true", help="skip the 1- and 10-minute runs")
     args = ap.parse_args()
     models = (args.models.split(",") if args.models
@@ -134,18 +138,26 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for w, h in ((1280, 720), (1920, 1080)):
         clip = make_clip(w, h, args.seconds)
-        base = decode_only(clip)
+        runs: dict[str, list[float]] = {}
+        for _ in range(args.repeats):  # interleaved, so a load change hits every row alike
+            runs.setdefault("decode", []).append(decode_only(clip))
+            for model in models:
+                spec = REGISTRY[model].spec
+                size = decode_size(spec) or (h, w)
+                runs.setdefault(f"resize {model}", []).append(decode_only(clip, size))
+                every = 1 if model == "rules" else args.heavy_every
+                runs.setdefault(f"pipeline {model}", []).append(
+                    pipeline(clip, model, random_weights(model), every))
+        base = float(np.median(runs["decode"]))
         print(f"| {h}p ({bitrate_mbps(clip):.1f} Mb/s) | decode only (PyAV) | every 1 | "
               f"{base:.0f} | 100 % |")
         for model in models:
-            spec = REGISTRY[model].spec
-            size = decode_size(spec) or (h, w)
-            conv = decode_only(clip, size)
+            size = decode_size(REGISTRY[model].spec) or (h, w)
+            conv = float(np.median(runs[f"resize {model}"]))
             print(f"| {h}p | decode + resize to {size[0]}x{size[1]} | every 1 | {conv:.0f} | "
                   f"{100 * conv / base:.0f} % |")
-            weights = random_weights(model)
             every = 1 if model == "rules" else args.heavy_every
-            fps = pipeline(clip, model, weights, every)
+            fps = float(np.median(runs[f"pipeline {model}"]))
             print(f"| {h}p | pipeline `{model}` | every {every} | {fps:.0f} | "
                   f"{100 * fps / base:.0f} % |")
     if not args.no_memory:

@@ -43,8 +43,9 @@ class RulesNet(nn.Module):
 
     Input: RGB in 0..1, ``(N, 3, H, W)`` (the rules spec has mean 0, std 1). Returns the same
     dict as ``RulesScorer.score_batch``: ``score`` and the five terms, computed by the same
-    formulas on the same pixels (sharpness on all of them, the other statistics and
-    Immerkaer's mask on every second pixel each way; population variances; the numpy median,
+    formulas on the same pixels (sharpness on all of them, exposure and contrast on every
+    second pixel each way, colourfulness and Immerkaer's mask on every fourth; population
+    variances; the numpy median,
     i.e. the mean of the two middle values of the sorted responses). The export tests check it
     against the numpy original, so a change there that is not mirrored here fails loudly.
     """
@@ -82,7 +83,7 @@ class RulesNet(nn.Module):
         ratio = torch.where(edges, g1 / torch.clamp(g2, min=1e-12), torch.ones_like(g1))
         sharpness = torch.clamp((ratio - 1.0) / 0.35, 0.0, 1.0)
 
-        # the other statistics on every second pixel each way, as in the numpy code
+        # exposure and contrast on every second pixel each way, as in the numpy code
         flat = y[:, ::2, ::2].reshape(n, -1)
         mean_y = flat.mean(dim=1)
         # the two conditions exclude each other: a sum is their 'or' (Core ML has no bool or)
@@ -91,7 +92,7 @@ class RulesNet(nn.Module):
 
         contrast = torch.clamp(torch.sqrt(self._var(flat)) / 0.22, max=1.0)
 
-        r, g, b = (x[:, i, ::2, ::2].reshape(n, -1) for i in range(3))
+        r, g, b = (x[:, i, ::4, ::4].reshape(n, -1) for i in range(3))
         rg = r - g
         yb = 0.5 * (r + g) - b
         m = torch.sqrt(self._var(rg) + self._var(yb)) + 0.3 * torch.sqrt(
@@ -100,8 +101,8 @@ class RulesNet(nn.Module):
 
         h, w = y.shape[1], y.shape[2]
 
-        def at(dy: int, dx: int) -> torch.Tensor:  # Immerkaer's mask at every second pixel
-            return y[:, dy:h - 2 + dy:2, dx:w - 2 + dx:2]
+        def at(dy: int, dx: int) -> torch.Tensor:  # Immerkaer's mask at every fourth pixel
+            return y[:, dy:h - 2 + dy:4, dx:w - 2 + dx:4]
 
         k = (at(0, 0) - 2 * at(0, 1) + at(0, 2) - 2 * at(1, 0) + 4 * at(1, 1) - 2 * at(1, 2)
              + at(2, 0) - 2 * at(2, 1) + at(2, 2))

@@ -123,10 +123,13 @@ _KEEP_EXTRA_MAX_DIM = 16
 
 
 def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
-                 on_batch: Callable[[int], None] | None = None) -> ScoredFrames:
+                 on_batch: Callable[[int], None] | None = None,
+                 observe: Callable[[np.ndarray], None] | None = None) -> ScoredFrames:
     """Score every frame, decoding the next batch in a background thread meanwhile.
 
-    Memory stays bounded: two batches of images in flight, scalars kept per frame.
+    ``observe`` sees each stacked batch ``(N, H, W, 3)`` before the model does (the key-frames
+    job takes its cut/fade signatures there). Memory stays bounded: two batches of images in
+    flight, scalars kept per frame.
     """
     indices: list[int] = []
     times: list[float] = []
@@ -134,6 +137,8 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
     extras: dict[str, list[np.ndarray]] = {}
     for batch in prefetch(_batches(frames, batch_size)):
         images = np.stack([f.image for f in batch])
+        if observe is not None:
+            observe(images)
         out = scorer.score_batch(images)
         indices.extend(f.index for f in batch)
         times.extend(f.time for f in batch)

@@ -1,7 +1,7 @@
 """Cuts and fades: frames in a transition are never key-frames.
 
 Each analysed frame leaves a small signature: its mean luminance and a 32 x 32 luminance
-thumbnail. Between neighbouring samples,
+thumbnail, taken for a whole batch at once. Between neighbouring samples,
 
 * a **cut** is a drop in structure: the correlation of the two thumbnails falls below
   ``cut_corr`` (0.5); the samples on both sides of it, ``margin`` deep, are marked;
@@ -13,38 +13,54 @@ thumbnail. Between neighbouring samples,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from framescore.io.video import Frame
-
 THUMB = 32
+
+
+_LUMA = (np.array([0.299, 0.587, 0.114]) / 255.0).astype(np.float32)
+
+
+def signatures(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a batch ``(N, H, W, 3)``: mean luminances ``(N,)`` in [0, 1] and zero-mean, unit-norm
+    32 x 32 luminance thumbnails ``(N, 1024)`` (all zeros for a flat frame).
+
+    The thumbnail's blocks are averaged over every k-th pixel, k chosen so that at least two
+    samples each way fall in a block (k = 4 for a 256 x 256 frame).
+    """
+    n, h, w = images.shape[:3]
+    stride = max(1, min(h, w) // (2 * THUMB))
+    y = images[:, ::stride, ::stride].astype(np.float32) @ _LUMA
+    h, w = y.shape[1:]
+    if h < THUMB or w < THUMB:  # tiny frames: repeat pixels up to the thumbnail's size
+        y = y[:, np.arange(max(h, THUMB)) * h // max(h, THUMB)]
+        y = y[:, :, np.arange(max(w, THUMB)) * w // max(w, THUMB)]
+        h, w = y.shape[1:]
+    if h % THUMB == 0 and w % THUMB == 0:  # the usual case (model input sizes): block means
+        bh, bw = h // THUMB, w // THUMB
+        thumbs = y.reshape(n, THUMB, bh, w).sum(axis=2).reshape(n, THUMB, THUMB, bw).sum(
+            axis=3) / (bh * bw)
+    else:
+        ys = np.linspace(0, h, THUMB + 1).astype(int)
+        xs = np.linspace(0, w, THUMB + 1).astype(int)
+        sums = np.add.reduceat(np.add.reduceat(y, ys[:-1], axis=1), xs[:-1], axis=2)
+        thumbs = sums / np.outer(np.diff(ys), np.diff(xs))[None]
+    thumbs = thumbs.reshape(n, -1).astype(np.float64)
+    means = thumbs.mean(axis=1)
+    centred = thumbs - means[:, None]
+    norms = np.linalg.norm(centred, axis=1)
+    flat = norms <= 1e-6
+    centred /= np.where(flat, 1.0, norms)[:, None]
+    centred[flat] = 0.0
+    return means, centred.astype(np.float32)
 
 
 def signature(image: np.ndarray) -> tuple[float, np.ndarray]:
     """(mean luminance in [0, 1], zero-mean unit-norm 32 x 32 luminance thumbnail)."""
-    h, w = image.shape[:2]
-    stride = max(1, min(h, w) // (4 * THUMB))  # large frames: look at every k-th pixel
-    if stride > 1:
-        image = image[::stride, ::stride]
-        h, w = image.shape[:2]
-    if h % THUMB == 0 and w % THUMB == 0:  # the usual case (model input sizes): block means
-        bh, bw = h // THUMB, w // THUMB
-        rows = image.reshape(THUMB, bh, w * 3).sum(axis=1, dtype=np.uint32)
-        blocks = rows.reshape(THUMB, THUMB, bw, 3).sum(axis=2) / (bh * bw)
-    else:
-        ys = np.linspace(0, h, THUMB + 1).astype(int)
-        xs = np.linspace(0, w, THUMB + 1).astype(int)
-        sums = np.add.reduceat(np.add.reduceat(image.astype(np.float64), ys[:-1], axis=0),
-                               xs[:-1], axis=1)
-        blocks = sums / np.outer(np.diff(ys), np.diff(xs))[..., None]
-    thumb = (blocks @ np.array([0.299, 0.587, 0.114])) / 255.0
-    mean = float(thumb.mean())
-    centred = (thumb - mean).ravel()
-    norm = float(np.linalg.norm(centred))
-    return mean, (centred / norm if norm > 1e-6 else np.zeros_like(centred)).astype(np.float32)
+    means, thumbs = signatures(image[None])
+    return float(means[0]), thumbs[0]
 
 
 @dataclass
@@ -57,18 +73,20 @@ class Signatures:
     corr_prev: list[float] = field(default_factory=list)
     _last: np.ndarray | None = None
 
-    def add(self, image: np.ndarray) -> None:
-        mean, thumb = signature(image)
-        corr = 1.0 if self._last is None else float(np.dot(thumb, self._last))
-        self.means.append(mean)
-        self.corr_prev.append(corr)
-        self._last = thumb
+    def add_batch(self, images: np.ndarray) -> None:
+        """Record a batch ``(N, H, W, 3)`` of consecutive frames (one vectorized pass)."""
+        if len(images) == 0:
+            return
+        means, thumbs = signatures(images)
+        first = 1.0 if self._last is None else float(np.dot(thumbs[0], self._last))
+        corr = np.einsum("ij,ij->i", thumbs[1:], thumbs[:-1])
+        self.means.extend(means.tolist())
+        self.corr_prev.append(first)
+        self.corr_prev.extend(corr.tolist())
+        self._last = thumbs[-1].copy()
 
-    def tap(self, frames: Iterable[Frame]) -> Iterator[Frame]:
-        """Pass frames through, recording each one's signature."""
-        for frame in frames:
-            self.add(frame.image)
-            yield frame
+    def add(self, image: np.ndarray) -> None:
+        self.add_batch(image[None])
 
 
 def transition_mask(times: np.ndarray, sigs: Signatures, cut_corr: float = 0.5,

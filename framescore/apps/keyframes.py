@@ -114,8 +114,9 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     stats = DecodeStats()
     size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
     sigs = Signatures()
-    frames = sigs.tap(iter_frames(path, settings.sampling, size=size, stats=stats))
-    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch)
+    frames = iter_frames(path, settings.sampling, size=size, stats=stats)
+    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
+                          observe=sigs.add_batch)
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
     transition = transition_mask(scored.times, sigs)
