@@ -87,11 +87,12 @@ def decode_only(path: Path, convert_to: tuple[int, int] | None = None) -> float:
     return n / (time.perf_counter() - start)
 
 
-def pipeline(path: Path, model: str, weights: str | None, every: int) -> float:
-    """Video frames/s of the whole analysis (decode, preprocess, score, curve, peaks)."""
+def pipeline(path: Path, model: str, weights: str | None, sampling: Sampling | None) -> float:
+    """Video frames/s of the whole analysis (decode, preprocess, score, curve, peaks);
+    ``sampling`` None is the model's default."""
     scorer = load_scorer(model, weights, device="cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
-    result = kf.analyze(path, kf.Settings(sampling=Sampling(every=every)), scorer=scorer)
+    result = kf.analyze(path, kf.Settings(sampling=sampling), scorer=scorer)
     return result.stats.decoded / (time.perf_counter() - start)
 
 
@@ -119,12 +120,26 @@ def random_weights(model: str) -> str | None:
     return str(path)
 
 
+def samplings(model: str, heavy_every: int) -> list[tuple[str, Sampling | None]]:
+    """The samplings a model is timed at: its default, and every frame (or every n-th for a
+    model too slow for that on this device)."""
+    default = kf.default_sampling(model)
+    label = f"default ({default.fps:g}/s)" if default.fps else "default (every 1)"
+    fast = model == "rules" or torch.cuda.is_available() or REGISTRY[model].video_fps is None
+    every = 1 if fast or heavy_every <= 1 else heavy_every
+    rows: list[tuple[str, Sampling | None]] = [(label, None)]
+    if default != Sampling(every=every):
+        rows.append((f"every {every}", Sampling(every=every)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=None, help="comma-separated (default: rules + default)")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the speed clips")
-    ap.add_argument("--heavy-every", type=int, default=10,
-                    help="sampling for models slower than 50 images/s on this device")
+    ap.add_argument("--heavy-every", type=int, default=1,
+                    help="on a CPU, time learned models at every N-th frame besides their "
+                         "default sampling (default: 1 = every frame)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each measurement, interleaved; the median is printed")
     ap.add_argument("--no-memory", action="store_true", help="skip the 1- and 10-minute runs")
@@ -145,9 +160,9 @@ def main() -> None:
                 spec = REGISTRY[model].spec
                 size = decode_size(spec) or (h, w)
                 runs.setdefault(f"resize {model}", []).append(decode_only(clip, size))
-                every = 1 if model == "rules" else args.heavy_every
-                runs.setdefault(f"pipeline {model}", []).append(
-                    pipeline(clip, model, random_weights(model), every))
+                for label, sampling in samplings(model, args.heavy_every):
+                    runs.setdefault(f"pipeline {model} {label}", []).append(
+                        pipeline(clip, model, random_weights(model), sampling))
         base = float(np.median(runs["decode"]))
         print(f"| {h}p ({bitrate_mbps(clip):.1f} Mb/s) | decode only (PyAV) | every 1 | "
               f"{base:.0f} | 100 % |")
@@ -156,10 +171,10 @@ def main() -> None:
             conv = float(np.median(runs[f"resize {model}"]))
             print(f"| {h}p | decode + resize to {size[0]}x{size[1]} | every 1 | {conv:.0f} | "
                   f"{100 * conv / base:.0f} % |")
-            every = 1 if model == "rules" else args.heavy_every
-            fps = float(np.median(runs[f"pipeline {model}"]))
-            print(f"| {h}p | pipeline `{model}` | every {every} | {fps:.0f} | "
-                  f"{100 * fps / base:.0f} % |")
+            for label, _ in samplings(model, args.heavy_every):
+                fps = float(np.median(runs[f"pipeline {model} {label}"]))
+                print(f"| {h}p | pipeline `{model}` | {label} | {fps:.0f} | "
+                      f"{100 * fps / base:.0f} % |")
     if not args.no_memory:
         print("\n| clip (640x360 H.264, rules, every frame) | peak RSS |")
         print("|---|---|")

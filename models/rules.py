@@ -126,5 +126,5 @@ def entries() -> list:
     return [ModelInfo(
         name="rules", paper="photographic rules (no learning)",
         summary="sharpness, exposure, contrast, colourfulness, noise; documented formula",
-        spec=SPEC, make_scorer=RulesScorer, needs_weights=False, default_rank=1,
+        spec=SPEC, make_scorer=RulesScorer, needs_weights=False, default_rank=1, video_fps=None,
         outputs=("score", *WEIGHTS))]

@@ -71,6 +71,8 @@ class ModelInfo:
     outputs: tuple[str, ...] = ("score",)
     extra: dict = field(default_factory=dict)
     card: str | None = None             # model card file, relative to models/
+    # frames a second the key-frames job scores when the user does not say (None: every frame)
+    video_fps: float | None = 5.0
 
     @property
     def bundled_path(self) -> Path | None:

@@ -23,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (default: <video stem>.framescore/ beside the video)")
     s = p.add_argument_group("sampling")
     x = s.add_mutually_exclusive_group()
-    x.add_argument("--every", type=positive_int, default=1, metavar="N",
-                   help="score every N-th frame (default: 1 = all)")
+    x.add_argument("--every", type=positive_int, default=None, metavar="N",
+                   help="score every N-th frame (1 = all)")
     x.add_argument("--fps", type=positive_float, default=None, metavar="F",
-                   help="score about F frames a second instead")
+                   help="score about F frames a second instead (default: the model's: every "
+                        "frame for rules, 5 a second for learned models)")
     c = p.add_argument_group("curve and peaks")
     c.add_argument("--top", type=positive_int, default=5, metavar="K",
                    help="how many key-frames (default: 5)")
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         preset=args.smoothing, q=args.process_noise, r=args.measurement_noise)
     settings = kf.Settings(model=args.model, weights=args.weights, device=args.device,
                            batch_size=args.batch_size,
-                           sampling=Sampling(every=args.every, fps=args.fps),
+                           sampling=None if args.every is None and args.fps is None
+                           else Sampling(every=args.every or 1, fps=args.fps),
                            smoothing=smoothing, top=args.top, min_gap=args.min_gap,
                            prominence=args.prominence)
     out = Path(args.out) if args.out else kf.default_out_dir(args.video)
