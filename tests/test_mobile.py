@@ -12,7 +12,7 @@ from PIL import Image
 from framescore import faults
 from framescore.apps import hints
 from framescore.cli import main
-from framescore.errors import WeightsError
+from framescore.errors import DataError, WeightsError
 from framescore.models import mobile
 from framescore.models.registry import build_module, default_model, get, load_scorer
 from framescore.models.weights import sha256_of
@@ -145,3 +145,30 @@ def test_demo_key_frames_come_from_clean_stretches(demo_clip, tmp_path):
     assert len(frames) >= 3
     for k in frames:
         assert demo_clip.kind_at(k["time"]) == "clean", (k, demo_clip.segments)
+
+
+def test_fault_weights_shift_the_sampling_and_reject_typos():
+    faults = ["tilt", "noise", "noise", "overexposure"]
+    assert hints_recipe.sampling_probabilities(faults, "") is None
+    p = hints_recipe.sampling_probabilities(faults, "tilt=4, overexposure=2")
+    np.testing.assert_allclose(p, np.array([4, 1, 1, 2]) / 8)
+    rng = np.random.default_rng(0)
+    draws = rng.choice(len(faults), 4000, p=p)
+    assert abs((draws == 0).mean() - 0.5) < 0.03  # a tilt group every other draw
+    for bad in ("tilt", "tilt=x", "tilt=-1", "tlit=2"):
+        with pytest.raises(DataError):
+            hints_recipe.sampling_probabilities(faults, bad)
+
+
+def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
+    model = build_module("framescore-mobile")[1].eval()
+    keys = set(model.state_dict())
+    folded = model.folded()
+    assert set(model.state_dict()) == keys  # the original keeps its batch norms
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(4, 3, 160, 160)
+    with torch.inference_mode():
+        a, b = model(x)["score"], folded(x)["score"]
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    scorer = load_scorer("framescore-mobile", None, device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())

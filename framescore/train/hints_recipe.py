@@ -68,6 +68,7 @@ class Recipe:
     hinge_delta: float = 1.0          # relative hinge δ
     hinge_weight: float = 1.0         # λ
     cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
+    fault_weights: str = ""           # "tilt=3,overexposure=2": sample those faults' groups more
     seed: int = 0
     checkpoint_every_s: float = 180.0
     cache_batch: int = 64
@@ -79,6 +80,31 @@ def lr_at(step: int, recipe: Recipe) -> float:
         return recipe.lr * (step + 1) / recipe.warmup
     t = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
     return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def sampling_probabilities(faults: list[str], spec: str) -> np.ndarray | None:
+    """Per-group sampling probabilities from ``"fault=weight,..."`` (others weigh 1); None for
+    uniform sampling. Unknown fault names are an error, so a typo cannot silently do nothing."""
+    if not spec.strip():
+        return None
+    weights: dict[str, float] = {}
+    for item in spec.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or weight < 0:
+            raise DataError(f"fault weight {item.strip()!r}: expected FAULT=WEIGHT (WEIGHT >= 0)")
+        if name not in faults:
+            raise DataError(f"fault weight {name!r}: no such fault in the data "
+                            f"({', '.join(sorted(set(faults)))})")
+        weights[name] = weight
+    w = np.array([weights.get(f, 1.0) for f in faults], dtype=np.float64)
+    if w.sum() <= 0:
+        raise DataError("fault weights: every group has weight 0")
+    return w / w.sum()
 
 
 def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
@@ -184,6 +210,7 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
         rows = list(csv.DictReader(fh))
     s_low = torch.tensor([float(r["s_low"]) for r in rows])
     s_high = torch.tensor([float(r["s_high"]) for r in rows])
+    probs = sampling_probabilities([r["fault"] for r in rows], recipe.fault_weights)
     if images.shape[1] != images.shape[2] or images.shape[1] != manifest["size"]:
         raise DataError(f"{data}: renders are {images.shape[1:3]}, manifest says "
                         f"{manifest['size']}")
@@ -243,7 +270,8 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
         lr = lr_at(step, recipe)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        pick = torch.from_numpy(rng.choice(len(groups), recipe.groups_per_batch, replace=False))
+        pick = torch.from_numpy(rng.choice(len(groups), recipe.groups_per_batch, replace=False,
+                                           p=probs))
         ids = torch.from_numpy(groups)[pick]                   # (G, 3)
         batch = feats[ids.T.reshape(-1)].float()              # clean..., low..., high...
         _frozen_eval(model, recipe)
