@@ -18,6 +18,11 @@ Our choices where the paper is silent: torchvision's AlexNet stands in for Caffe
 384-256-256 channels instead of 96-256-384-384-256, same fc6/fc7); the gating temperature τ
 is 0.1; content heads share the fc 128 layer. The score is the predicted mean rating in
 [0, 1] (AADB's scale) — higher is better.
+
+``width`` (default 1: the network above) multiplies every conv channel count and fc size
+(fc6/fc7, fc8new, the attribute and fuse layers; at least 1 each) and keeps the layers: a
+reduced AlexNet for tests and quick experiments. AlexNet's three 3/2 max-pools need an input of
+at least 63 x 63 pixels; above that any size works (the adaptive pool brings conv5 to 6 x 6).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import alexnet
 
+from framescore.errors import UsageError
 from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
 from framescore.models.weights import load_torchvision_part, read_state_dict  # noqa: F401
+from framescore.models.width import scaled
 
 SPEC = InputSpec(height=227, width=227, mean=IMAGENET_MEAN, std=IMAGENET_STD, view="warp")
 
@@ -40,27 +46,57 @@ ATTRIBUTES = ("BalacingElements", "ColorHarmony", "Content", "DoF", "Light", "Mo
 CONTENT_K = 10
 
 
-class AlexNetTrunk(nn.Module):
-    """AlexNet conv1–fc7 (torchvision layout): ``(N, 3, H, W)`` → fc7 features ``(N, 4096)``.
+#: torchvision AlexNet: conv (out channels, kernel, stride, padding, max-pool after), fc6/fc7
+ALEXNET_CONVS = ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
+                 (256, 3, 1, 1, False), (256, 3, 1, 1, True))
+ALEXNET_FC = 4096
+ALEXNET_POOL = 6  # the adaptive average pool's output side
+MIN_SIDE = 63  # the smallest input side the three 3/2 max-pools take
 
-    ``fc67`` mirrors torchvision's ``classifier[0:6]`` (dropout, fc6, ReLU, dropout, fc7, ReLU)
-    so ImageNet weights map by name.
+
+class AlexNetTrunk(nn.Module):
+    """AlexNet conv1–fc7 (torchvision layout): ``(N, 3, H, W)`` → fc7 features
+    ``(N, out_features)`` (4096 at width 1).
+
+    ``features``, ``avgpool`` and ``fc67`` hold the same layers at the same indices as
+    torchvision's ``alexnet`` (``fc67`` = its ``classifier[0:6]``: dropout, fc6, ReLU, dropout,
+    fc7, ReLU), so ImageNet weights map by name at width 1. ``width`` scales every channel
+    count and fc size (see the module docstring).
     """
 
-    out_features = 4096
+    #: fc7 features at width 1 (an instance holds its own width's ``out_features``)
+    out_features: int = ALEXNET_FC
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        net = alexnet(weights=None)
-        self.features = net.features
-        self.avgpool = net.avgpool
-        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        layers: list[nn.Module] = []
+        channels = 3
+        for out, kernel, stride, padding, pool in ALEXNET_CONVS:
+            out = scaled(out, width)
+            layers += [nn.Conv2d(channels, out, kernel, stride=stride, padding=padding),
+                       nn.ReLU(inplace=True)]
+            if pool:
+                layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
+            channels = out
+        fc = scaled(ALEXNET_FC, width)
+        self.width = width
+        self.out_features = fc
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((ALEXNET_POOL, ALEXNET_POOL))
+        self.fc67 = nn.Sequential(
+            nn.Dropout(p=0.5), nn.Linear(channels * ALEXNET_POOL ** 2, fc), nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5), nn.Linear(fc, fc), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc67(torch.flatten(self.avgpool(self.features(x)), 1))
 
     def load_imagenet(self, path: str | Path) -> AlexNetTrunk:
-        """Fill conv1–fc7 from a torchvision ``alexnet`` state dict file (fc8 is dropped)."""
+        """Fill conv1–fc7 from a torchvision ``alexnet`` state dict file (fc8 is dropped).
+
+        Only a width-1 trunk has ImageNet's shapes (UsageError otherwise)."""
+        if self.width != 1:
+            raise UsageError(f"ImageNet AlexNet weights fit the width-1 trunk, not width "
+                             f"{self.width:g}")
 
         def rename(key: str) -> str | None:
             if key.startswith("features."):
@@ -112,38 +148,41 @@ class KongNet(nn.Module):
 
     ``forward(x)`` → ``{"score": (N,)}`` plus ``"attributes"`` (N, 11) with attributes and
     ``"content"`` (N, K) gating probabilities with content. ``features(x)`` gives fc7 (for
-    k-means); ``set_centroids`` installs the content clusters.
+    k-means); ``set_centroids`` installs the content clusters. ``width`` scales the trunk and
+    the head's hidden layers (1: the paper's sizes).
     """
 
     def __init__(self, attributes: bool = False, content_k: int = 0,
-                 temperature: float = 0.1) -> None:
+                 temperature: float = 0.1, width: float = 1.0) -> None:
         super().__init__()
         if content_k and not attributes:
             raise ValueError("the content branch sits on the attribute model's features")
-        self.trunk = AlexNetTrunk()
+        self.trunk = AlexNetTrunk(width)
         self.use_attributes = attributes
         self.content_k = content_k
-        d = AlexNetTrunk.out_features
+        d = self.trunk.out_features
         if not attributes:
             self.head = nn.Linear(d, 1)
             return
-        self.aesthetic = nn.Sequential(nn.Linear(d, 512), nn.ReLU(inplace=True))
+        aesthetic, branch, fused = scaled(512, width), scaled(256, width), scaled(128, width)
+        self.aesthetic = nn.Sequential(nn.Linear(d, aesthetic), nn.ReLU(inplace=True))
         self.attr_hidden = nn.ModuleList(
-            nn.Sequential(nn.Linear(d, 256), nn.ReLU(inplace=True)) for _ in ATTRIBUTES)
-        self.attr_out = nn.ModuleList(nn.Linear(256, 1) for _ in ATTRIBUTES)
-        self.fuse = nn.Sequential(nn.Linear(512 + 256 * len(ATTRIBUTES), 128),
+            nn.Sequential(nn.Linear(d, branch), nn.ReLU(inplace=True)) for _ in ATTRIBUTES)
+        self.attr_out = nn.ModuleList(nn.Linear(branch, 1) for _ in ATTRIBUTES)
+        self.fuse = nn.Sequential(nn.Linear(aesthetic + branch * len(ATTRIBUTES), fused),
                                   nn.ReLU(inplace=True))
-        self.head = nn.Linear(128, content_k or 1)
+        self.head = nn.Linear(fused, content_k or 1)
         if content_k:
             self.register_buffer("centroids", torch.zeros(content_k, d))
             self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """fc7 features ``(N, 4096)`` (before any head)."""
+        """fc7 features ``(N, 4096)`` at width 1 (before any head)."""
         return self.trunk(x)
 
     def set_centroids(self, centroids: torch.Tensor) -> None:
-        """Install the K content centroids (``(K, 4096)``, e.g. from :func:`kmeans`)."""
+        """Install the K content centroids (``(K, 4096)`` at width 1, e.g. from
+        :func:`kmeans`)."""
         if not self.content_k:
             raise ValueError("this model has no content branch")
         if tuple(centroids.shape) != tuple(self.centroids.shape):

@@ -14,6 +14,11 @@ Input: the whole image warped to 224 x 224 (no crop, no augmentation), ImageNet 
 user's ImageNet weights are torchvision's VGG16). Our choice: the regression output's bias
 starts at 5.5 (the middle of the 1..10 scale) so fine-tuning at lr 1e-5 does not spend its
 first epochs climbing from 0.
+
+``width`` (default 1: VGG16) multiplies every conv channel count and the fc6/fc7 size (at least
+1 each) and keeps the 13 convs, 5 max-pools and 2 hidden fc layers: a reduced VGG16 for tests
+and quick experiments. Any input of at least 32 x 32 pixels works (the adaptive pool brings
+conv5_3 to 7 x 7).
 """
 
 from __future__ import annotations
@@ -22,36 +27,72 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import vgg16
 
+from framescore.errors import UsageError
 from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
 from framescore.models.weights import load_torchvision_part
+from framescore.models.width import scaled
 
 SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, view="warp")
 RATINGS = 10
+#: torchvision's VGG16 ("D"): conv channels by block, each block closed by a 2/2 max-pool
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+VGG16_FC = 4096
+VGG16_POOL = 7  # the adaptive average pool's output side
+MIN_SIDE = 32  # the smallest input side the five 2/2 max-pools take
 
 
 class VGG16Trunk(nn.Module):
-    """VGG16 conv1_1–fc7 (torchvision layout): ``(N, 3, 224, 224)`` → ``(N, 4096)``.
+    """VGG16 conv1_1–fc7 (torchvision layout): ``(N, 3, H, W)`` → ``(N, out_features)``
+    (4096 at width 1).
 
-    ``fc67`` mirrors torchvision's ``classifier[0:6]`` (fc6, ReLU, dropout, fc7, ReLU,
-    dropout) so ImageNet weights map by name.
+    ``features``, ``avgpool`` and ``fc67`` hold the same layers at the same indices as
+    torchvision's ``vgg16`` (``fc67`` = its ``classifier[0:6]``: fc6, ReLU, dropout, fc7, ReLU,
+    dropout), so ImageNet weights map by name at width 1, and start from torchvision's random
+    initialization (He-normal convs, N(0, 0.01) fc layers, zero biases). ``width`` scales every
+    channel count and fc size (see the module docstring).
     """
 
-    out_features = 4096
+    #: fc7 features at width 1 (an instance holds its own width's ``out_features``)
+    out_features: int = VGG16_FC
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        net = vgg16(weights=None)
-        self.features = net.features
-        self.avgpool = net.avgpool
-        self.fc67 = nn.Sequential(*list(net.classifier.children())[:6])
+        layers: list[nn.Module] = []
+        channels = 3
+        for block in VGG16_BLOCKS:
+            for out in block:
+                out = scaled(out, width)
+                layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1),
+                           nn.ReLU(inplace=True)]
+                channels = out
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        fc = scaled(VGG16_FC, width)
+        self.width = width
+        self.out_features = fc
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((VGG16_POOL, VGG16_POOL))
+        self.fc67 = nn.Sequential(
+            nn.Linear(channels * VGG16_POOL ** 2, fc), nn.ReLU(inplace=True), nn.Dropout(p=0.5),
+            nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(p=0.5))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc67(torch.flatten(self.avgpool(self.features(x)), 1))
 
     def load_imagenet(self, path: str | Path) -> VGG16Trunk:
-        """Fill conv1_1–fc7 from a torchvision ``vgg16`` state dict file (fc8 is dropped)."""
+        """Fill conv1_1–fc7 from a torchvision ``vgg16`` state dict file (fc8 is dropped).
+
+        Only a width-1 trunk has ImageNet's shapes (UsageError otherwise)."""
+        if self.width != 1:
+            raise UsageError(f"ImageNet VGG16 weights fit the width-1 trunk, not width "
+                             f"{self.width:g}")
 
         def rename(key: str) -> str | None:
             if key.startswith("classifier."):
@@ -75,16 +116,18 @@ def histogram_moments(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class JinRegression(nn.Module):
-    """VGG16 → one output, the mean rating: ``forward(x)`` → ``{"score": (N,)}``."""
+    """VGG16 → one output, the mean rating: ``forward(x)`` → ``{"score": (N,)}``.
 
-    def __init__(self) -> None:
+    ``width`` scales the trunk (1: VGG16)."""
+
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.trunk = VGG16Trunk()
-        self.head = nn.Linear(VGG16Trunk.out_features, 1)
+        self.trunk = VGG16Trunk(width)
+        self.head = nn.Linear(self.trunk.out_features, 1)
         nn.init.constant_(self.head.bias, 5.5)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """fc7 features ``(N, 4096)``."""
+        """fc7 features ``(N, 4096)`` at width 1."""
         return self.trunk(x)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -95,16 +138,16 @@ class JinHistogram(nn.Module):
     """VGG16 → 10-bin rating histogram; score = its mean, std = its standard deviation.
 
     ``forward(x)`` → ``{"score": (N,), "histogram": (N, 10), "std": (N,)}``;
-    ``logits(x)`` gives the pre-softmax outputs.
+    ``logits(x)`` gives the pre-softmax outputs; ``width`` scales the trunk (1: VGG16).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.trunk = VGG16Trunk()
-        self.head = nn.Linear(VGG16Trunk.out_features, RATINGS)
+        self.trunk = VGG16Trunk(width)
+        self.head = nn.Linear(self.trunk.out_features, RATINGS)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """fc7 features ``(N, 4096)``."""
+        """fc7 features ``(N, 4096)`` at width 1."""
         return self.trunk(x)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
