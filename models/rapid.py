@@ -36,6 +36,11 @@ Our choices where the paper is silent: pool 3 x 3 stride 2, AlexNet's LRN consta
 for scoring the whole image is warped straight to 224 (no 256 → 224 centre crop), and
 :func:`random_views` + :func:`average_over_views` give the paper's averaging over random
 views (50 in the paper).
+
+Every net takes a ``size`` (default 224, the paper's): the side of the square input its columns
+are built for. Only the fc1000 layers depend on it (their input is the last conv map,
+64 x s x s); a smaller size gives a much smaller net for tests and quick experiments, and the
+registry's nets and their weights are the 224 ones.
 """
 
 from __future__ import annotations
@@ -78,9 +83,10 @@ def _conv_out(size: int, conv1_padding: int) -> int:
 
 
 class ScnnColumn(nn.Module):
-    """One RAPID column: ``(N, 3, 224, 224)`` → fc256 features ``(N, 256)``.
+    """One RAPID column: ``(N, 3, size, size)`` → fc256 features ``(N, 256)``.
 
-    ``conv1_padding`` = 3 gives the relative-aesthetics variant ("224 padded by 3").
+    ``conv1_padding`` = 3 gives the relative-aesthetics variant ("224 padded by 3"); ``size``
+    (224) is the input side the fc1000 layer is built for.
     """
 
     out_features = 256
@@ -114,11 +120,12 @@ class SCNN(nn.Module):
     """Single-column RAPID net: ``forward(x)`` → score = prob_high = P(high), logits (N, 2).
 
     Training: ``rapid_cross_entropy(model(x)["logits"], labels)``; ``features(x)`` → fc256.
+    ``size``: the input side (224, the paper's).
     """
 
-    def __init__(self, classes: int = 2) -> None:
+    def __init__(self, classes: int = 2, size: int = SIZE) -> None:
         super().__init__()
-        self.column = ScnnColumn()
+        self.column = ScnnColumn(size=size)
         self.classifier = nn.Linear(ScnnColumn.out_features, classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,8 +145,8 @@ class StyleSCNN(SCNN):
     ``score`` = the top style's probability (a confidence, not an aesthetic score).
     """
 
-    def __init__(self) -> None:
-        super().__init__(classes=len(STYLES))
+    def __init__(self, size: int = SIZE) -> None:
+        super().__init__(classes=len(STYLES), size=size)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.logits(x)
@@ -152,12 +159,13 @@ class DCNN(nn.Module):
 
     ``forward_views(global, local)`` for training and test-time averaging; ``forward(x)``
     feeds ``x`` to both columns (deployment approximation, see the module docstring).
+    ``size``: the input side of both views (224, the paper's).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = SIZE) -> None:
         super().__init__()
-        self.global_column = ScnnColumn()
-        self.local_column = ScnnColumn()
+        self.global_column = ScnnColumn(size=size)
+        self.local_column = ScnnColumn(size=size)
         self.classifier = nn.Linear(2 * ScnnColumn.out_features, 2)
 
     def features_views(self, global_x: torch.Tensor,
@@ -182,18 +190,21 @@ class RDCNN(DCNN):
 
     The frozen column stays in eval mode and out of the optimizer
     (:meth:`trainable_parameters`). Style: fc256 of the ``rapid-style`` column on the local
-    view; semantic: AlexNet fc7 (4096-D) on the global view.
+    view; semantic: AlexNet fc7 (4096-D) on the global view. ``size``: the input side of the
+    aesthetic columns and the style column (224, the paper's); the AlexNet column is sized by
+    its adaptive pool and takes any input of at least 63 x 63.
     """
 
-    def __init__(self, regularizer: Regularizer = "style") -> None:
-        super().__init__()
+    def __init__(self, regularizer: Regularizer = "style", size: int = SIZE) -> None:
+        super().__init__(size=size)
         self.regularizer = regularizer
         if regularizer == "style":
-            self.reg_column: nn.Module = ScnnColumn()
+            self.reg_column: nn.Module = ScnnColumn(size=size)
             extra = ScnnColumn.out_features
         elif regularizer == "semantic":
-            self.reg_column = AlexNetTrunk()
-            extra = AlexNetTrunk.out_features
+            trunk = AlexNetTrunk()
+            self.reg_column = trunk
+            extra = trunk.out_features
         else:
             raise ValueError(f"unknown regularizer {regularizer!r} (style or semantic)")
         self.classifier = nn.Linear(2 * ScnnColumn.out_features + extra, 2)

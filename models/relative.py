@@ -18,7 +18,8 @@ Input: 224 x 224, mean-RGB subtraction only (0..255 pixels minus the ImageNet ch
 no division by a std; trained from scratch). As for RAPID's DCNN, ``forward_views(global,
 local)`` / ``compare(x1, x2, local1, local2)`` take both views; with one tensor the warped
 image feeds both columns (deployment approximation). Our choices: hidden width 256, ImageNet
-channel means for the "mean RGB".
+channel means for the "mean RGB". ``size`` (224, the paper's) is the input side the columns'
+fc1000 layers are built for; a smaller one gives a smaller net (tests, quick experiments).
 """
 
 from __future__ import annotations
@@ -32,19 +33,23 @@ from framescore.errors import UsageError
 from framescore.models.rapid import ScnnColumn
 from framescore.models.spec import IMAGENET_MEAN, InputSpec, ModelInfo
 
+SIZE = 224
 _UNIT = (1 / 255, 1 / 255, 1 / 255)
-SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=_UNIT, view="warp")
-LOCAL_SPEC = InputSpec(height=224, width=224, mean=IMAGENET_MEAN, std=_UNIT, view="patch")
+SPEC = InputSpec(height=SIZE, width=SIZE, mean=IMAGENET_MEAN, std=_UNIT, view="warp")
+LOCAL_SPEC = InputSpec(height=SIZE, width=SIZE, mean=IMAGENET_MEAN, std=_UNIT, view="patch")
 HIDDEN = 256
 
 
 class RelativeNet(nn.Module):
-    """The Siamese two-channel, two-column net; one channel scores one image."""
+    """The Siamese two-channel, two-column net; one channel scores one image.
 
-    def __init__(self, hidden: int = HIDDEN) -> None:
+    ``hidden``: the width of w1 (256); ``size``: the input side of both views (224).
+    """
+
+    def __init__(self, hidden: int = HIDDEN, size: int = SIZE) -> None:
         super().__init__()
-        self.global_column = ScnnColumn(conv1_padding=3)
-        self.local_column = ScnnColumn(conv1_padding=3)
+        self.global_column = ScnnColumn(conv1_padding=3, size=size)
+        self.local_column = ScnnColumn(conv1_padding=3, size=size)
         dim = 2 * ScnnColumn.out_features
         self.w1 = nn.Linear(dim, hidden, bias=False)
         self.w2 = nn.Linear(hidden, 1, bias=False)

@@ -234,29 +234,6 @@ def freeze(model: nn.Module, prefixes: Sequence[str]) -> list[nn.Module]:
     return modules
 
 
-def resize_columns(model: nn.Module, size: int) -> int:
-    """Rebuild every RAPID column of ``model`` for ``size`` x ``size`` input.
-
-    A RAPID column's fc1000 is sized for its input (``ScnnColumn(size=...)``), but the nets
-    that hold columns (SCNN, DCNN, RDCNN, the relative Siamese net) take no size themselves;
-    this swaps each column for a fresh one of the same conv1 padding at ``size``. Returns how
-    many columns were rebuilt (0 for models without RAPID columns).
-    """
-    from framescore.models.rapid import ScnnColumn
-
-    count = 0
-    for parent in list(model.modules()):
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, ScnnColumn):
-                padding = child.convs[0].padding[0]
-                fresh = ScnnColumn(conv1_padding=padding, size=size)
-                fresh.requires_grad_(any(p.requires_grad for p in child.parameters()))
-                fresh.train(child.training)
-                setattr(parent, child_name, fresh)
-                count += 1
-    return count
-
-
 # ---------------------------------------------------------------------------------------------
 # prediction
 
@@ -422,12 +399,12 @@ class Recipe:
             self.check()
         kwargs = self.build_kwargs(load_weights)
         size = self.config["size"]
-        if size and size != self.info.spec.height and accepts(build, "size"):
+        resized = bool(size) and size != self.info.spec.height
+        if resized and accepts(build, "size"):
             kwargs["size"] = size
         model = build(**kwargs)
-        if size and size != self.info.spec.height and "size" not in kwargs:
-            resize_columns(model, size)
-            self._check_size(model)
+        if resized:
+            self._check_size(model, sized="size" in kwargs)
         if load_weights and self.config["imagenet_weights"]:
             self.load_imagenet(model, Path(self.config["imagenet_weights"]).expanduser())
         if load_weights and self.config["init_weights"]:
@@ -457,9 +434,10 @@ class Recipe:
             if value and not Path(value).expanduser().is_file():
                 raise WeightsError(f"{key}: file not found: {value}")
 
-    def _check_size(self, model: nn.Module) -> None:
-        """A model without a size option must still take the asked size (fully convolutional
-        with adaptive pooling); else one clear line."""
+    def _check_size(self, model: nn.Module, sized: bool) -> None:
+        """The model must take the asked size: built for it (``sized``: its builder has a size
+        option) or fully convolutional with adaptive pooling; else one clear line. (A sized
+        net can still have a part that needs more, e.g. RDCNN-semantic's AlexNet column.)"""
         h, w = self.spec.size
         x = torch.zeros(2, 3, h, w)
         try:
@@ -471,8 +449,9 @@ class Recipe:
                     model(x)
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0][:100]
-            raise UsageError(f"{self.name} cannot take {h}x{w} input (its builder has no size "
-                             f"option: {first}); leave size at 0") from None
+            why = "" if sized else "its builder has no size option: "
+            raise UsageError(f"{self.name} cannot take {h}x{w} input ({why}{first}); leave "
+                             "size at 0 or set a larger one") from None
         finally:
             model.train()
 
