@@ -1,0 +1,161 @@
+"""AROD's recipe: the aesthetic space trained with the directional triplet loss; score = ‖Φ‖."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from framescore.models.spec import ModelInfo
+from framescore.train import metrics
+from framescore.train.config import Option, at_least, fraction
+from framescore.train.data import Record, TripletDataset, read_arod
+from framescore.train.loop import Context, StepResult
+from framescore.train.recipes.base import Figure, Recipe, accepts, cap, random_split
+
+
+class ArodRecipe(Recipe):
+    """AROD's aesthetic space: directional triplet loss on on-the-fly triplets; score = ‖Φ‖.
+
+    AROD data: ``list.txt`` (S = log faves / log views; lines with views ≤ 1 or no faves
+    dropped), cut at random into test (``test_fraction``), validation and training images
+    (the paper gives no split). AVA data (the paper's fine-tuning to AVA): S = the mean vote,
+    ``generic_test`` tests, and the binary accuracy thresholds ‖Φ‖ at the value that is best on
+    validation. Triplets: α < |S(a) − S(p)| / |S(•) − S(n)| < β, half with the odd one out
+    better, half worse. ``preset`` ``paper``: SGD 1e-3 ÷ 10 on plateau, 1000-D, m = m̃ = 1;
+    ``release``: the authors' code (1024-D, normalized triplet term, margins 0.5 / 0.2; their
+    optimizer, Adam at 0.1, is not applied: set optimizer and lr to use it).
+    """
+
+    family = "arod"
+    formats = ("arod", "ava", "folder")
+
+    @classmethod
+    def options(cls, info: ModelInfo) -> dict[str, Option]:
+        o = cls._common(info, cls.formats, optimizer="sgd", lr=1e-3, momentum=0.9,
+                        weight_decay=1e-4, batch_size=32, lr_schedule="plateau",
+                        lr_gamma=0.1, epochs=30, early_stop=10)
+        o["preset"] = Option("paper", str, "loss settings: paper or release (authors' code)",
+                             choices=("paper", "release"))
+        o["variant"] = Option("", str, "direction term: paper, bounded or release (empty: "
+                              "the preset's)", choices=("", "paper", "bounded", "release"))
+        o["margin"] = Option(-1.0, float, "triplet margin m (-1: the preset's)")
+        o["norm_margin"] = Option(-1.0, float, "direction margin m̃ (-1: the preset's)")
+        o["triplet_alpha"] = Option(-1.0, float, "lower bound α of the triplet score ratios "
+                                    "(-1: the preset's, 0.3)")
+        o["triplet_beta"] = Option(-1.0, float, "upper bound β (-1: the preset's, 0.7)")
+        o["triplets_per_epoch"] = Option(0, int, "triplets an epoch (0: as many as training "
+                                         "images)", check=at_least(0))
+        o["test_fraction"] = Option(0.1, float, "AROD / folder data: share held out for the "
+                                    "test", check=fraction)
+        if accepts(info.build, "pretrained"):
+            o["pretrained"] = Option(True, bool, "start from the ImageNet weights the "
+                                     "backbone's package ships (no download)")
+        return o
+
+    def preset(self) -> Any:
+        from framescore.train.losses import AROD_PRESETS
+
+        return AROD_PRESETS[self.config["preset"]]
+
+    def setting(self, key: str, preset_key: str) -> float:
+        v = self.config[key]
+        return float(getattr(self.preset(), preset_key)) if v < 0 else float(v)
+
+    def build_kwargs(self, load_weights: bool = True) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        build = self.info.build
+        if self.config["preset"] != "paper" and accepts(build, "dim"):
+            kwargs["dim"] = self.preset().embedding_dim
+        if "pretrained" in self.config and accepts(build, "pretrained"):
+            kwargs["pretrained"] = bool(self.config["pretrained"]) and load_weights
+        return kwargs
+
+    def load(self) -> None:
+        cfg = self.config
+        fmt = cfg["data_format"]
+        if fmt == "ava":
+            train, val, test = self.ava_generic_split()
+        elif fmt == "arod":
+            rs = read_arod(self.require_root(), image_dir=self.image_dir())
+            self.note(rs.summary())
+            test, val, train = random_split(rs.records, [cfg["test_fraction"],
+                                                         cfg["val_fraction"]], cfg["seed"])
+        else:
+            train, val, test = self.folder_splits((cfg["test_fraction"], cfg["val_fraction"]))
+        self.train_records = cap(train, cfg["max_images"], cfg["seed"])
+        self.val_records, self.test_records = val, test
+        self.note(f"arod: {len(self.train_records)} train, {len(val)} val, {len(test)} test "
+                  "images")
+        from framescore.train.samplers import TripletSampler
+
+        if self.for_training:
+            self.sampler = TripletSampler(self.train_records,
+                                          self.setting("triplet_alpha", "alpha"),
+                                          self.setting("triplet_beta", "beta"))
+        self.train_images = self.images(self.train_records, train=True)
+
+    def train_data(self, epoch: int) -> Dataset:
+        n = self.config["triplets_per_epoch"] or len(self.train_records)
+        return TripletDataset(self.train_images, self.sampler, n)
+
+    def variant(self) -> str:
+        return self.config["variant"] or self.preset().variant
+
+    def step(self, ctx: Context, batch: dict) -> StepResult:
+        from framescore.train.losses import directional_triplet_terms
+
+        n = int(batch["size"])
+        x = torch.cat([self.inputs(ctx, batch[k]) for k in ("anchor", "positive", "negative")])
+        phi = ctx.call("embed", x).float()
+        s = batch["scores"].to(ctx.device)
+        triplet, direction = directional_triplet_terms(
+            phi[:n], phi[n:2 * n], phi[2 * n:], s[:, 0], s[:, 2],
+            self.setting("margin", "margin"), self.setting("norm_margin", "norm_margin"),
+            self.variant())
+        norms = phi.detach().norm(dim=1)
+        order = (torch.sign(norms[2 * n:] - norms[:n]) == torch.sign(s[:, 2] - s[:, 0]))
+        return StepResult(triplet + direction, 3 * n,
+                          {"triplet": triplet.detach(), "direction": direction.detach(),
+                           "norm_order": order.float().mean()})
+
+    def _scores(self, model: nn.Module, records: Sequence[Record],
+                ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+        idx, out = self.predict(model, records, ctx)
+        return out["score"], np.array([records[i].score for i in idx])
+
+    def validate(self, model: nn.Module, ctx: Context) -> dict[str, float]:
+        if not self.val_records:
+            return {}
+        pred, truth = self._scores(model, self.val_records, ctx)
+        rho = metrics.spearman(pred, truth)
+        return {"spearman": rho, "monitor": rho if math.isfinite(rho) else -1.0}
+
+    def test(self, model: nn.Module, ctx: Context) -> list[Figure]:
+        from framescore.train.samplers import cross_rater_pairs
+
+        pred, truth = self._scores(model, self.test_records, ctx)
+        note = f"{len(pred)} test images"
+        out = [Figure("spearman", "Spearman ρ of ‖Φ‖ vs S", metrics.spearman(pred, truth),
+                      None, "", note),
+               Figure("pearson", "Pearson r", metrics.pearson(pred, truth), None, "", note)]
+        pairs = cross_rater_pairs(truth, min(20000, len(truth) * 10), seed=self.config["seed"])
+        if len(pairs):
+            out.append(Figure("pair_accuracy", "pair accuracy (ranking by ‖Φ‖)",
+                              100 * metrics.pair_ranking_accuracy(
+                                  pred[pairs[:, 0]], pred[pairs[:, 1]],
+                                  truth[pairs[:, 0]], truth[pairs[:, 1]]), None, "%",
+                              f"{len(pairs)} random test pairs"))
+        if self.config["data_format"] == "ava" and self.val_records:
+            vpred, vtruth = self._scores(model, self.val_records, ctx)
+            threshold = metrics.best_threshold(vpred, (vtruth >= 5.0).astype(int))
+            acc = metrics.binary_accuracy(pred, (truth >= 5.0).astype(int), threshold)
+            out.append(Figure("ava_accuracy", "AVA binary accuracy (threshold from validation)",
+                              100 * acc, 75.83 if self.name == "arod-resnet50" else None, "%",
+                              note))
+        return out
