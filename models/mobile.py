@@ -34,7 +34,7 @@ SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
-SHA256: str | None = "c8179927c6fac6acbcc48181557b5462877d27acd4e6b3727b422490f64c4d8d"
+SHA256: str | None = "27f0d1155011219ecb89cdf0486bba5e7416f418b25881e74851bbdece3f7b7f"
 
 
 def _efficientnet():
