@@ -23,6 +23,7 @@ Usage in a test::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -117,12 +118,14 @@ def ava_quality(mean: float) -> float:
 
 
 def make_ava(root: Path, n: int = 60, seed: int = 0, size: int = 64, test_fraction: float = 0.25,
-             n_tags: int = 3, malformed: bool = False) -> Fixture:
+             n_tags: int = 3, malformed: bool = False,
+             targets: Sequence[float] | None = None) -> Fixture:
     """An AVA folder: AVA.txt, tags.txt, challenges.txt, aesthetics_image_lists/ (generic_test
     and content lists), style_image_lists/ and images/<id>.jpg.
 
     Vote histograms: 80..200 votes from a rounded normal around a target mean in 2.5..8 with
-    std 0.8..2.0 (so rating variances fall on both sides of 2.6). ``meta``: ``histograms``,
+    std 0.8..2.0 (so rating variances fall on both sides of 2.6); ``targets`` (one a image, e.g.
+    :func:`imbalanced_targets`) replaces the uniform target means. ``meta``: ``histograms``,
     ``variances``, ``tags`` (id → tuple), ``test_ids``, ``styles`` (id → style 0..13 for train,
     14-tuple for test), ``content`` (split → category → ids).
     """
@@ -136,8 +139,10 @@ def make_ava(root: Path, n: int = 60, seed: int = 0, size: int = 64, test_fracti
     tags: dict[str, tuple[int, ...]] = {}
     lines: list[str] = []
     ids = [str(700000 + 37 * k) for k in range(n)]
+    if targets is not None and len(targets) != n:
+        raise ValueError(f"make_ava: {len(targets)} targets for {n} images")
     for k, image_id in enumerate(ids):
-        target = rng.uniform(2.5, 8.0)
+        target = rng.uniform(2.5, 8.0) if targets is None else float(targets[k])
         spread = rng.uniform(0.8, 2.0)
         votes = np.clip(np.rint(rng.normal(target, spread, int(rng.integers(80, 201)))), 1, 10)
         counts = np.bincount(votes.astype(int) - 1, minlength=10)
@@ -195,6 +200,24 @@ def make_ava(root: Path, n: int = 60, seed: int = 0, size: int = 64, test_fracti
     _lines(style_dir / "styles.txt", [f"{i + 1} {s}" for i, s in enumerate(AVA_STYLES)])
     meta.update(test_ids=test_ids, train_ids=train_ids, styles=styles, content=content)
     return Fixture(root, scores, quality, meta)
+
+
+def imbalanced_targets(n: int, seed: int = 0, extreme_fraction: float = 0.12,
+                       middle: tuple[float, float] = (5.5, 0.4),
+                       low: tuple[float, float] = (2.0, 3.5),
+                       high: tuple[float, float] = (7.5, 9.0)) -> np.ndarray:
+    """Target means for :func:`make_ava` with AVA's imbalance made extreme: most images near
+    the middle (normal, ``middle`` = (mean, std)), a few very bad or very good ones (uniform
+    in ``low`` and ``high``, ``extreme_fraction`` of the images, half each), shuffled.
+
+    Jin et al.'s sample weights exist for this: trained on plain MSE a network predicts the
+    rare extremes towards the crowded middle.
+    """
+    rng = np.random.default_rng(seed)
+    n_low = n_high = round(n * extreme_fraction / 2)
+    out = np.concatenate([rng.normal(middle[0], middle[1], n - n_low - n_high),
+                          rng.uniform(*low, n_low), rng.uniform(*high, n_high)])
+    return rng.permutation(out)
 
 
 # ---------------------------------------------------------------------------------------------
