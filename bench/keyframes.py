@@ -97,12 +97,16 @@ def pipeline(path: Path, model: str, weights: str | None, sampling: Sampling | N
 
 
 def peak_rss_mb(path: Path, model: str = "rules") -> float:
+    # VmHWM is the peak of this process's own memory map. (ru_maxrss is not: Linux carries the
+    # RSS of the image that called exec over into it, so a child of a big benchmark process
+    # reported the benchmark's own size.)
     code = (
-        "import resource, sys, tempfile\n"
+        "import sys, tempfile\n"
         "from framescore.cli import main\n"
         "out = tempfile.mkdtemp()\n"
         "rc = main([sys.argv[1], '-q', '-m', sys.argv[2], '-o', out + '/o'])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
         "sys.exit(rc)\n")
     res = subprocess.run([sys.executable, "-c", code, str(path), model], capture_output=True,
                          text=True, check=True)
