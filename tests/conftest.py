@@ -1,4 +1,5 @@
-"""Shared fixtures: clips generated with PyAV and the demo clip built from real photos."""
+"""Shared fixtures: clips generated with PyAV, the demo clip built from real photos, one
+torch thread for the training tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import pytest
 from framescore.demo import DemoClip, build_demo_clip
 from framescore.io.writer import write_clip
 from tests.media import gradient_frames
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small nets on a busy two-core machine run several times faster on one torch thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -51,12 +51,7 @@ FAST = ["workers=0", "early_stop=0", "lr_schedule=\"none\"", "weight_decay=0.0",
         "optimizer=\"adam\"", "test_at_end=false", "eval_batch_size=64"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reduced(name: str, width: float) -> ModelInfo:

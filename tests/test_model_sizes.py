@@ -33,12 +33,7 @@ CASES = [(name, size) for name in NETS for size in (32, 64)
          if not (name == "rdcnn-semantic" and size < 63)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def last_side(size: int, conv1_padding: int) -> int:

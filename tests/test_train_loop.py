@@ -38,13 +38,7 @@ TINY = ["size=32", "batch_size=4", "steps_per_epoch=2", "workers=0", "test_views
         "eval_batch_size=16", "lr_schedule=\"step\"", "lr_step=1", "lr_gamma=0.5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small nets on a busy two-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
