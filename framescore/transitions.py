@@ -57,12 +57,6 @@ def signatures(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return means, centred.astype(np.float32)
 
 
-def signature(image: np.ndarray) -> tuple[float, np.ndarray]:
-    """(mean luminance in [0, 1], zero-mean unit-norm 32 x 32 luminance thumbnail)."""
-    means, thumbs = signatures(image[None])
-    return float(means[0]), thumbs[0]
-
-
 @dataclass
 class Signatures:
     """Per-frame scalars of the frames that went by, in order: mean luminance and the
