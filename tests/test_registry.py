@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import sys
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from framescore.errors import UsageError, WeightsError
+from framescore.io.video import Frame
 from framescore.models.arod import ArodEncoder
 from framescore.models.registry import REGISTRY, build_module, default_model, get, load_scorer
 from framescore.models.weights import read_state_dict
 from framescore.preprocess import view
 from framescore.samples import photo
-from framescore.scoring import TorchScorer, prefetch, resolve_device
+from framescore.scoring import (
+    CONSUMER_NICE,
+    TorchScorer,
+    prefetch,
+    resolve_device,
+    score_frames,
+)
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +204,60 @@ def _alexnet_file(tmp_path):
 def test_onnx_model_takes_no_weights(tmp_path):
     with pytest.raises(UsageError, match="carries its weights"):
         load_scorer(str(tmp_path / "m.onnx"), tmp_path / "w.pt")
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+class _RecordingScorer:
+    """Scores by the mean pixel; records the nice value of the thread it scores in."""
+
+    name = "recording"
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.nice: list[int] = []
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.nice.append(_nice())
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("model failed")
+        return {"score": images.reshape(len(images), -1).mean(axis=1)}
+
+
+def _frames(n: int, seen: list[int]):
+    for i in range(n):
+        seen.append(_nice())
+        yield Frame(index=i, time=i / 25, image=np.full((4, 4, 3), i, dtype=np.uint8))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_scoring_yields_to_the_decoder_and_leaves_the_caller_alone():
+    caller = _nice()
+    decoder: list[int] = []
+    scorer = _RecordingScorer()
+    out = score_frames(_frames(70, decoder), scorer, batch_size=8)
+    assert out.scores.tolist() == [float(i) for i in range(70)]   # every frame, in order
+    assert out.indices.tolist() == list(range(70))
+    assert set(decoder) == {caller}                               # decoding at our priority
+    assert set(scorer.nice) == {min(19, caller + CONSUMER_NICE)}  # scoring below it
+    assert _nice() == caller                                      # the caller's thread as it was
+
+    plain = _RecordingScorer()
+    score_frames(_frames(10, []), plain, batch_size=8, yield_to_decoder=False)
+    assert set(plain.nice) == {caller}
+
+
+def test_scoring_errors_reach_the_caller():
+    with pytest.raises(RuntimeError, match="model failed"):
+        score_frames(_frames(40, []), _RecordingScorer(fail_on=2), batch_size=8)
+
+    def broken():
+        yield from _frames(3, [])
+        raise RuntimeError("decoder died")
+
+    with pytest.raises(RuntimeError, match="decoder died"):
+        score_frames(broken(), _RecordingScorer(), batch_size=2)
