@@ -6,6 +6,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -96,6 +97,7 @@ class Prefetch:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._items = items
+        self.waited = 0.0     # seconds the consumer spent waiting for the next item
         self._thread = threading.Thread(target=self._work, name="framescore-decode",
                                         daemon=True)
         self._thread.start()
@@ -119,7 +121,9 @@ class Prefetch:
     def __iter__(self) -> Iterator:
         try:
             while True:
+                t0 = time.perf_counter()
                 item = self._queue.get()
+                self.waited += time.perf_counter() - t0
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
@@ -144,14 +148,18 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
     yield from Prefetch(items, depth)
 
 
-# How much the scoring thread yields to the decoding threads (a nice increment, Linux only).
-# FFmpeg decodes a frame in several threads that wait on each other; when the scorer takes a
-# core from one of them, the others stall with it. A scorer below the decoder's priority runs
-# on the time the decoder leaves idle: on 2 cores, 720p H.264 with `rules`, 77 → 81 % of the
-# decode-only rate at +10 (84 % at +19, which would starve the scorer on a machine busy with
-# other work; see bench/RESULTS.md). Only the scoring thread of a call is lowered, never the
-# caller's thread.
+# How much the scoring thread yields to the decoding threads (a nice increment, Linux only),
+# when decoding is what limits the speed. FFmpeg decodes a frame in several threads that wait
+# on each other; when the scorer takes a core from one of them, the others stall with it. A
+# scorer below the decoder's priority runs on the time the decoder leaves idle: on 2 cores,
+# 720p H.264 with `rules`, 77 → 81 % of the decode-only rate at +10 (84 % at +19, which would
+# starve the scorer on a machine busy with other work; see bench/RESULTS.md). A scorer that
+# is itself the bottleneck (a network on the CPU) keeps its priority: lowered, it lost 7 %.
+# Only the scoring thread of a call is lowered, never the caller's thread.
 CONSUMER_NICE = 10
+# batches [_PROBE_FROM, _PROBE_TO) tell who waits for whom; the scorer yields when it spent
+# more than _PROBE_WAIT of that time waiting for decoded frames
+_PROBE_FROM, _PROBE_TO, _PROBE_WAIT = 2, 6, 0.3
 
 
 def lower_thread_priority(increment: int | None = None) -> bool:
@@ -183,9 +191,10 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
     ``observe`` sees each stacked batch ``(N, H, W, 3)`` before the model does (the key-frames
     job takes its cut/fade signatures there). Memory stays bounded: two batches of images in
     flight, scalars kept per frame. With ``yield_to_decoder`` the batches are scored in a
-    worker thread of lower priority than the decoding thread (:data:`CONSUMER_NICE`);
-    ``on_batch`` and ``observe`` are then called from that thread, and the call returns (or
-    raises) when it is done, as without it.
+    worker thread, which lowers its priority below the decoding thread's
+    (:data:`CONSUMER_NICE`) when it finds itself waiting for decoded frames; ``on_batch`` and
+    ``observe`` are then called from that thread, and the call returns (or raises) when it is
+    done, as without it.
     """
     if not yield_to_decoder:
         return _score_all(Prefetch(_batches(frames, batch_size)), scorer, on_batch, observe)
@@ -195,9 +204,9 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
     def work() -> None:
         # the decoding thread is started first, so it keeps the caller's priority
         batches = Prefetch(_batches(frames, batch_size))
-        lower_thread_priority()
         try:
-            box["result"] = _score_all(batches, scorer, on_batch, observe, cancel)
+            box["result"] = _score_all(batches, scorer, on_batch, observe, cancel,
+                                       yield_when_waiting=True)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
 
@@ -216,15 +225,23 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
 
 def _score_all(batches: Prefetch, scorer: Scorer, on_batch: Callable[[int], None] | None,
                observe: Callable[[np.ndarray], None] | None,
-               cancel: threading.Event | None = None) -> ScoredFrames:
+               cancel: threading.Event | None = None,
+               yield_when_waiting: bool = False) -> ScoredFrames:
     indices: list[int] = []
+    probe = (0.0, 0.0)
     times: list[float] = []
     scores: list[np.ndarray] = []
     extras: dict[str, list[np.ndarray]] = {}
-    for batch in batches:
+    for n, batch in enumerate(batches):
         if cancel is not None and cancel.is_set():
             batches.close()
             raise KeyboardInterrupt
+        if yield_when_waiting and n == _PROBE_FROM:
+            probe = (time.perf_counter(), batches.waited)
+        elif yield_when_waiting and n == _PROBE_TO:
+            elapsed, waited = time.perf_counter() - probe[0], batches.waited - probe[1]
+            if waited > _PROBE_WAIT * elapsed:   # the decoder is the bottleneck: yield to it
+                lower_thread_priority()
         images = np.stack([f.image for f in batch])
         if observe is not None:
             observe(images)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -215,40 +216,53 @@ class _RecordingScorer:
 
     name = "recording"
 
-    def __init__(self, fail_on: int | None = None) -> None:
+    def __init__(self, fail_on: int | None = None, seconds: float = 0.0) -> None:
         self.nice: list[int] = []
         self.calls = 0
         self.fail_on = fail_on
+        self.seconds = seconds
 
     def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         self.nice.append(_nice())
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("model failed")
+        time.sleep(self.seconds)
         return {"score": images.reshape(len(images), -1).mean(axis=1)}
 
 
-def _frames(n: int, seen: list[int]):
+def _frames(n: int, seen: list[int], seconds: float = 0.0):
     for i in range(n):
         seen.append(_nice())
+        time.sleep(seconds)
         yield Frame(index=i, time=i / 25, image=np.full((4, 4, 3), i, dtype=np.uint8))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
-def test_scoring_yields_to_the_decoder_and_leaves_the_caller_alone():
+def test_a_scorer_that_waits_for_the_decoder_yields_to_it():
     caller = _nice()
     decoder: list[int] = []
     scorer = _RecordingScorer()
-    out = score_frames(_frames(70, decoder), scorer, batch_size=8)
-    assert out.scores.tolist() == [float(i) for i in range(70)]   # every frame, in order
-    assert out.indices.tolist() == list(range(70))
+    out = score_frames(_frames(80, decoder, seconds=0.002), scorer, batch_size=8)
+    assert out.scores.tolist() == [float(i) for i in range(80)]   # every frame, in order
+    assert out.indices.tolist() == list(range(80))
     assert set(decoder) == {caller}                               # decoding at our priority
-    assert set(scorer.nice) == {min(19, caller + CONSUMER_NICE)}  # scoring below it
+    lowered = min(19, caller + CONSUMER_NICE)
+    assert scorer.nice[:6] == [caller] * 6                        # probing who waits
+    assert scorer.nice[6:] == [lowered] * 4                       # then below the decoder
     assert _nice() == caller                                      # the caller's thread as it was
 
     plain = _RecordingScorer()
-    score_frames(_frames(10, []), plain, batch_size=8, yield_to_decoder=False)
+    score_frames(_frames(80, [], seconds=0.002), plain, batch_size=8, yield_to_decoder=False)
     assert set(plain.nice) == {caller}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_a_scorer_that_is_the_bottleneck_keeps_its_priority():
+    caller = _nice()
+    scorer = _RecordingScorer(seconds=0.02)
+    score_frames(_frames(80, []), scorer, batch_size=8)
+    assert set(scorer.nice) == {caller}
 
 
 def test_scoring_errors_reach_the_caller():
