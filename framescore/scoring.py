@@ -91,7 +91,7 @@ def _batches(frames: Iterable[Frame], batch_size: int) -> Iterator[list[Frame]]:
 class Prefetch:
     """Iterate ``items`` in a background thread, at most ``depth`` ahead; errors re-raise in
     the consumer. The thread starts at once (so it runs at the priority its creator has now)
-    and is stopped by :meth:`close`, which iterating to the end or leaving a ``with`` calls."""
+    and is stopped by :meth:`close`, which iterating to the end calls."""
 
     def __init__(self, items: Iterable, depth: int = 2) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
@@ -135,12 +135,6 @@ class Prefetch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def prefetch(items: Iterable, depth: int = 2) -> Iterator:
@@ -228,10 +222,10 @@ def _score_all(batches: Prefetch, scorer: Scorer, on_batch: Callable[[int], None
                cancel: threading.Event | None = None,
                yield_when_waiting: bool = False) -> ScoredFrames:
     indices: list[int] = []
-    probe = (0.0, 0.0)
     times: list[float] = []
     scores: list[np.ndarray] = []
     extras: dict[str, list[np.ndarray]] = {}
+    probe = (0.0, 0.0)    # (time, seconds waited) when the probe began
     for n, batch in enumerate(batches):
         if cancel is not None and cancel.is_set():
             batches.close()
