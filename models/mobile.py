@@ -1,12 +1,22 @@
 """``framescore-mobile``: the small default encoder, AROD's aesthetic space on a phone-sized net.
 
 EfficientNet-Lite0 (Tan & Le 2019; the Lite variant without squeeze-excitation and with ReLU6,
-made for mobile accelerators) up to its 1280-channel head, global average pooling, then a
-linear map to a ``dim``-D encoding Φ. As in AROD (Schwarz et al. 2018) an image's score is
-‖Φ‖₂: better images lie farther from the origin.
+made for mobile accelerators) with two paths into the encoding Φ = [Φ_deep ; Φ_stats]:
+
+* **deep**: blocks 5-15, the 1280-channel head, global average pooling, linear → 128-D;
+* **statistics**: the per-channel mean and standard deviation of the stem and of each of
+  blocks 0-4 (176 channels, 1/2 to 1/8 resolution; 352 numbers), standardized, then a small
+  MLP (352 → 256 → 128). These low-level statistics (edge orientation and contrast,
+  brightness, clipping, fine texture) are in the spirit of the multi-level pooled features of
+  Hosu et al. (MLSP, CVPR 2019); they generalize to unseen photos far better than the deep
+  features alone (``bench/feature_probe.py``: as linear rankers fitted on the training photos,
+  block 4's statistics rank 93 % of the held-out tilt pairs, the 1280 pooled features 69 %).
+
+As in AROD (Schwarz et al. 2018) an image's score is ‖Φ‖₂ = (‖Φ_deep‖² + ‖Φ_stats‖²)^½:
+better images lie farther from the origin.
 
 Input: the whole frame warped to 160 x 160, pixels scaled as the Lite models were trained,
-``(x − 127) / 128`` on 0..255 values. About 3.6 M parameters and 0.2 GFLOPs (multiply-adds)
+``(x − 127) / 128`` on 0..255 values. About 3.7 M parameters and 0.2 GFLOPs (multiply-adds)
 at 160 x 160.
 
 The shipped weights (``mobile_aesthetic.pt``) were trained with
@@ -29,12 +39,16 @@ from framescore.errors import WeightsError
 from framescore.models.spec import InputSpec, ModelInfo
 
 SIZE = 160
-DIM = 128
+DEEP_DIM = 128
+STATS_DIM = 128
+DIM = DEEP_DIM + STATS_DIM
+TAP = 5          # blocks [0, TAP) feed the statistics path; the deep path runs [TAP, end)
+STATS_HIDDEN = 256
 SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
-SHA256: str | None = "27f0d1155011219ecb89cdf0486bba5e7416f418b25881e74851bbdece3f7b7f"
+SHA256: str | None = "f080fdd0d8185d643b7d56e7f37ffedb25518190a83ddd9501bbd72e13385889"
 
 
 def _efficientnet():
@@ -65,13 +79,16 @@ _CONV_BN = (("_conv_stem", "_bn0"), ("_expand_conv", "_bn0"), ("_depthwise_conv"
 
 
 class MobileEncoder(nn.Module):
-    """EfficientNet-Lite0 → ``dim``-D encoding Φ; ``forward`` returns score = ‖Φ‖ and Φ.
+    """EfficientNet-Lite0 → encoding Φ = [Φ_deep ; Φ_stats]; ``forward`` returns score = ‖Φ‖
+    and Φ.
 
-    The backbone can be run in two parts, :meth:`stem` (the stem and the first ``split``
-    blocks) and :meth:`head`, so a recipe may freeze and cache the first part.
+    The network runs in two parts, :meth:`stem` (the stem and blocks ``[0, TAP)``, with the
+    statistics of every stage on the way) and :meth:`head`, so a recipe may freeze and cache
+    the first part.
     """
 
-    def __init__(self, dim: int = DIM, size: int = SIZE, pretrained: bool = False) -> None:
+    def __init__(self, deep_dim: int = DEEP_DIM, stats_dim: int = STATS_DIM, size: int = SIZE,
+                 pretrained: bool = False) -> None:
         super().__init__()
         efficientnet = _efficientnet()
         self.backbone = efficientnet.from_name("efficientnet-lite0", image_size=size)
@@ -81,33 +98,60 @@ class MobileEncoder(nn.Module):
         # the classifier is not part of the encoder
         self.backbone._fc = nn.Identity()
         self.backbone._dropout = nn.Identity()
-        self.encode = nn.Linear(1280, dim)
+        self.encode = nn.Linear(1280, deep_dim)
         nn.init.normal_(self.encode.weight, std=0.01)
         nn.init.zeros_(self.encode.bias)
+        n_stats = 2 * (self.backbone._bn0.num_features +
+                       sum(block._bn2.num_features for block in self.backbone._blocks[:TAP]))
+        self.stats = nn.Sequential(nn.BatchNorm1d(n_stats, affine=False),
+                                   nn.Linear(n_stats, STATS_HIDDEN), nn.ReLU(),
+                                   nn.Linear(STATS_HIDDEN, stats_dim))
 
     @property
     def n_blocks(self) -> int:
         return len(self.backbone._blocks)
 
-    def stem(self, x: torch.Tensor, split: int) -> torch.Tensor:
-        """Stem convolution and blocks ``[0, split)`` of a normalized batch."""
+    @property
+    def n_stats(self) -> int:
+        return self.stats[0].num_features
+
+    @staticmethod
+    def channel_stats(h: torch.Tensor) -> torch.Tensor:
+        """Per-channel mean and standard deviation over the image, ``(N, 2C)``.
+
+        The variance is taken as E[h²] − E[h]²: two plain reductions, 4x faster on a CPU than
+        centring the map first (the activations are O(1), so fp32 loses nothing)."""
+        mean = h.mean(dim=(2, 3))
+        var = (h.square().mean(dim=(2, 3)) - mean.square()).clamp_min(0.0)
+        return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
+
+    def stem(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stem and blocks ``[0, TAP)`` of a normalized batch: block ``TAP - 1``'s output and
+        the channel statistics of the stem and of every one of those blocks ``(N, n_stats)``."""
         b = self.backbone
         h = b._swish(b._bn0(b._conv_stem(x)))
-        for block in b._blocks[:split]:
+        stats = [self.channel_stats(h)]
+        for block in b._blocks[:TAP]:
             h = block(h)
-        return h
+            stats.append(self.channel_stats(h))
+        return h, torch.cat(stats, dim=1)
 
-    def head(self, h: torch.Tensor, split: int) -> torch.Tensor:
-        """Blocks ``[split, end)``, the 1280-channel head, pooling and the encoding Φ."""
+    def paths(self, h: torch.Tensor, stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Φ_deep (blocks ``[TAP, end)``, head, pooling, ``encode``) and Φ_stats."""
         b = self.backbone
-        for block in b._blocks[split:]:
+        for block in b._blocks[TAP:]:
             h = block(h)
         h = b._swish(b._bn1(b._conv_head(h)))
-        return self.encode(h.mean(dim=(2, 3)))
+        deep = self.encode(h.mean(dim=(2, 3)))
+        return deep, self.stats(stats)
+
+    def head(self, h: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """The encoding Φ = [Φ_deep ; Φ_stats] from :meth:`stem`'s outputs."""
+        return torch.cat(self.paths(h, stats), dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The encoding Φ of a normalized batch ``(N, 3, 160, 160)``."""
-        return self.head(self.stem(x, 0), 0)
+        return self.head(*self.stem(x))
 
     def folded(self) -> MobileEncoder:
         """A copy for inference with every batch norm folded into the convolution before it.
@@ -137,7 +181,8 @@ def entries() -> list[ModelInfo]:
         name="framescore-mobile",
         paper="AROD aesthetic space (Schwarz et al. 2018) on EfficientNet-Lite0; "
               "relative hints from graded faults",
-        summary="EfficientNet-Lite0 at 160 px → 128-D encoding; score = L2 norm; "
+        summary="EfficientNet-Lite0 at 160 px → 256-D encoding (deep + low-level "
+                "statistics paths); score = L2 norm; "
                 "trained on real photos with graded faults",
         spec=SPEC, build=MobileEncoder, weights=WEIGHTS, sha256=SHA256, needs_weights=True,
         default_rank=10, outputs=("score", "encoding"), card="cards/framescore-mobile.md")]

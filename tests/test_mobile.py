@@ -47,15 +47,38 @@ def test_mobile_budget(model):
     assert counter.get_total_flops() <= 1e9      # multiply and add counted separately
 
 
-def test_arod_form_and_split(model):
+def test_arod_form_and_paths(model):
     x = torch.randn(3, 3, 160, 160)
     with torch.no_grad():
         out = model(x)
         assert out["encoding"].shape == (3, mobile.DIM)
         assert torch.allclose(out["score"], out["encoding"].norm(dim=1))
-        for split in (0, 5, model.n_blocks):
-            assert torch.allclose(model.head(model.stem(x, split), split), out["encoding"],
-                                  atol=1e-5)
+        h, stats = model.stem(x)
+        assert stats.shape == (3, model.n_stats)
+        deep, stat = model.paths(h, stats)
+        assert deep.shape == (3, mobile.DEEP_DIM) and stat.shape == (3, mobile.STATS_DIM)
+        assert torch.allclose(torch.cat([deep, stat], 1), out["encoding"], atol=1e-6)
+        # the score is the norm of both paths together
+        assert torch.allclose(out["score"] ** 2, deep.norm(dim=1) ** 2 + stat.norm(dim=1) ** 2,
+                              rtol=1e-4)
+
+
+def test_statistics_path_reads_mean_and_std_of_every_frozen_stage(model):
+    x = torch.randn(2, 3, 160, 160)
+    with torch.no_grad():
+        h, stats = model.stem(x)
+        b = model.backbone
+        stem_out = b._swish(b._bn0(b._conv_stem(x)))
+        c = stem_out.shape[1]
+        assert torch.allclose(stats[:, :c], stem_out.mean(dim=(2, 3)), atol=1e-6)
+        assert torch.allclose(stats[:, c:2 * c], stem_out.std(dim=(2, 3), unbiased=False),
+                              atol=1e-4)
+        last = h.shape[1]                                       # block TAP - 1, 40 channels
+        assert last == 40
+        assert torch.allclose(stats[:, -2 * last:-last], h.mean(dim=(2, 3)), atol=1e-6)
+        # a brighter copy changes the statistics the path reads
+        _, brighter = model.stem(x + 0.5)
+        assert not torch.allclose(brighter, stats)
 
 
 def test_wrong_weights_are_one_clear_error(tmp_path):
@@ -91,7 +114,7 @@ def test_recipe_trains_checkpoints_and_resumes(tmp_path):
     data = tmp_path / "hints"
     hints.build([photos], data, seed=0, variants=1, size=160, long_side=200,
                 fault_names=["gaussian_blur", "fade_white"])
-    recipe = hints_recipe.Recipe(steps=3, groups_per_batch=2, split=14, warmup=1,
+    recipe = hints_recipe.Recipe(steps=3, groups_per_batch=2, warmup=1,
                                  checkpoint_every_s=1e9)
     run = tmp_path / "run"
     quiet = lambda msg: None  # noqa: E731
@@ -102,6 +125,11 @@ def test_recipe_trains_checkpoints_and_resumes(tmp_path):
     frozen = module.backbone._blocks[0]._depthwise_conv.weight
     fresh = mobile.MobileEncoder(pretrained=True).backbone._blocks[0]._depthwise_conv.weight
     assert torch.equal(frozen, fresh)                                # frozen part untouched
+    torch.manual_seed(recipe.seed)
+    untrained = hints_recipe.build_model(recipe)
+    for name in ("encode", "stats"):                                 # both paths learn
+        before, after = getattr(untrained, name).state_dict(), getattr(module, name).state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before if "weight" in k), name
     with pytest.raises(Exception, match="--resume"):
         hints_recipe.train(data, run, recipe, log=quiet)
     longer = hints_recipe.Recipe(**{**recipe.__dict__, "steps": 5})

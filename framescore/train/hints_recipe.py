@@ -5,10 +5,10 @@ model's input size and groups (clean, low-damage, high-damage) of one photo and 
 with qualities S = 1 − severity.
 
 Model: :class:`framescore.models.mobile.MobileEncoder` from the ImageNet EfficientNet-Lite0
-weights. The stem and the first ``split`` blocks stay frozen (ImageNet's low-level filters
-already see blur, noise and blocking; freezing them is what makes CPU training fast): their
-output for every render is computed once and cached (fp16), and only the later blocks, the
-head and the encoding train.
+weights. The stem and blocks 0-4 stay frozen (ImageNet's low-level filters already see blur,
+noise, blocking and edge orientation; freezing them is what makes CPU training fast): their
+output and the channel statistics of every frozen stage are computed once per render and
+cached, and only blocks 5-15, the head, ``encode`` and the statistics MLP train.
 
 Loss per group (c, l, h) with Φ the encodings and s = ‖Φ‖ the scores:
 
@@ -18,11 +18,17 @@ Loss per group (c, l, h) with Φ the encodings and s = ‖Φ‖ the scores:
 * the relative hinge loss (:func:`framescore.train.losses.relative_hinge_loss`) on the three
   ordered pairs, ``d = s_better − s_worse``, ``y = +1``: (c > l), (l > h), (c > h);
 
+on the whole encoding Φ = [Φ_deep ; Φ_stats], plus ``path_weight`` × the same terms on each
+path alone, so that each is a ranker of its own: the deep path alone could fit the training
+photos by memorizing them, and the statistics path, which generalizes better, would then get
+no gradient.
+
 With ``cross_severity < 1`` the hinge also gets, across the groups of a batch, (c_i >
 h_j) for another photo's high-damage copy of severity ≥ ``cross_severity``: a clean photo
 above a badly damaged one, which ties the norms of different photos together.
 
-``loss = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``. AdamW with a linear warm-up then a
+``terms = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``, ``loss = terms(Φ) +
+path_weight · (terms(Φ_deep) + terms(Φ_stats))``. AdamW with a linear warm-up then a
 cosine decay; a checkpoint (model, optimizer, step, sampler state) every few minutes, so a run
 can be stopped at any time and resumed with ``--resume``; ``weights.pt`` beside it always holds
 the latest usable model weights.
@@ -61,17 +67,19 @@ class Recipe:
     backbone_lr_scale: float = 0.3    # trainable blocks learn at lr × this; the encoding at lr
     weight_decay: float = 1e-4
     warmup: int = 100
-    split: int = 5                    # frozen: stem + blocks [0, split)
-    dim: int = 128
     margin: float = 1.0               # triplet margin m (squared distances)
     norm_margin: float = 1.0          # direction margin m̃
     hinge_delta: float = 1.0          # relative hinge δ
     hinge_weight: float = 1.0         # λ
     cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
     fault_weights: str = ""           # "tilt=3,overexposure=2": sample those faults' groups more
+    path_weight: float = 1.0          # weight of each path's own loss terms
     seed: int = 0
     checkpoint_every_s: float = 180.0
     cache_batch: int = 64
+
+
+FEATURE_CACHE = "features_frozen.pt"
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -133,42 +141,46 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
 
 
 def build_model(recipe: Recipe, pretrained: bool = True) -> nn.Module:
-    from framescore.models.mobile import MobileEncoder
+    from framescore.models.mobile import TAP, MobileEncoder
 
-    model = MobileEncoder(dim=recipe.dim, pretrained=pretrained)
-    frozen = [model.backbone._conv_stem, model.backbone._bn0,
-              *model.backbone._blocks[:recipe.split]]
+    model = MobileEncoder(pretrained=pretrained)
+    frozen = [model.backbone._conv_stem, model.backbone._bn0, *model.backbone._blocks[:TAP]]
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
     return model
 
 
-def _frozen_eval(model: nn.Module, recipe: Recipe) -> None:
+def _frozen_eval(model: nn.Module) -> None:
     """Train mode for the trainable part, eval mode (fixed BN statistics) for the frozen one."""
+    from framescore.models.mobile import TAP
+
     model.train()
     model.backbone._bn0.eval()
-    for block in model.backbone._blocks[:recipe.split]:
+    for block in model.backbone._blocks[:TAP]:
         block.eval()
 
 
 def cache_features(model: nn.Module, images: np.ndarray, recipe: Recipe, spec,
-                   device: torch.device, log: Callable[[str], None]) -> torch.Tensor:
-    """The frozen part's output for every render, fp16, computed in batches."""
+                   device: torch.device, log: Callable[[str], None]) -> dict[str, torch.Tensor]:
+    """The frozen part's outputs for every render, computed in batches: ``h`` (block 4's
+    output, fp16) and ``stats`` (the channel statistics of the frozen stages, fp32)."""
     from framescore.preprocess import to_tensor
 
     model.eval()
-    chunks = []
+    hs, stats = [], []
     t0 = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(images), recipe.cache_batch):
             x = to_tensor(np.array(images[start:start + recipe.cache_batch]), spec, device)
-            chunks.append(model.stem(x, recipe.split).half())
+            h, st = model.stem(x)
+            hs.append(h.half())
+            stats.append(st)
             done = start + len(x)
             if (start // recipe.cache_batch) % 20 == 0 or done == len(images):
                 rate = done / (time.perf_counter() - t0)
                 log(f"cache {done}/{len(images)} ({rate:.0f} img/s)")
-    return torch.cat(chunks)
+    return {"h": torch.cat(hs), "stats": torch.cat(stats)}
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
@@ -232,11 +244,11 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     from framescore.models.mobile import SPEC
 
     # the frozen part is always ImageNet's, so its outputs can be kept for later runs/resumes
-    cache = out / f"features_split{recipe.split}.pt"
+    cache = out / FEATURE_CACHE
     feats = None
     if cache.is_file():
         feats = torch.load(cache, map_location=dev, weights_only=True)
-        if feats.shape[0] != len(images):
+        if not isinstance(feats, dict) or len(feats.get("h", ())) != len(images):
             feats = None
         else:
             log(f"feature cache {cache} reused")
@@ -245,7 +257,7 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
         torch.save(feats, cache.with_name(cache.name + ".part"))
         cache.with_name(cache.name + ".part").replace(cache)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    enc = list(model.encode.parameters())
+    enc = [*model.encode.parameters(), *model.stats.parameters()]    # the new layers
     enc_ids = {id(p) for p in enc}
     body = [p for p in trainable if id(p) not in enc_ids]
     optimizer = torch.optim.AdamW([
@@ -272,11 +284,16 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
             group["lr"] = lr * group["lr_scale"]
         pick = torch.from_numpy(rng.choice(len(groups), recipe.groups_per_batch, replace=False,
                                            p=probs))
-        ids = torch.from_numpy(groups)[pick]                   # (G, 3)
-        batch = feats[ids.T.reshape(-1)].float()              # clean..., low..., high...
-        _frozen_eval(model, recipe)
-        phi = model.head(batch, recipe.split)
-        terms = group_losses(phi, s_low[pick].to(dev), s_high[pick].to(dev), recipe)
+        ids = torch.from_numpy(groups)[pick].T.reshape(-1)    # clean..., low..., high...
+        _frozen_eval(model)
+        deep, stat = model.paths(feats["h"][ids].float(), feats["stats"][ids])
+        phi = torch.cat([deep, stat], dim=1)
+        lo, hi = s_low[pick].to(dev), s_high[pick].to(dev)
+        terms = group_losses(phi, lo, hi, recipe)
+        if recipe.path_weight > 0:
+            for path in (deep, stat):
+                terms["loss"] = terms["loss"] + recipe.path_weight * group_losses(
+                    path, lo, hi, recipe)["loss"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
