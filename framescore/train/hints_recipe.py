@@ -19,9 +19,9 @@ Loss per group (c, l, h) with Φ the encodings and s = ‖Φ‖ the scores:
   ordered pairs, ``d = s_better − s_worse``, ``y = +1``: (c > l), (l > h), (c > h);
 
 on the whole encoding Φ = [Φ_deep ; Φ_stats], plus ``path_weight`` × the same terms on each
-path alone, so that each is a ranker of its own: the deep path alone could fit the training
-photos by memorizing them, and the statistics path, which generalizes better, would then get
-no gradient.
+path alone, so that each is a ranker of its own: through the sum alone, the deep path fits
+the training photos by memorizing them and the statistics path, which generalizes better, is
+left with little to learn.
 
 With ``cross_severity < 1`` the hinge also gets, across the groups of a batch, (c_i >
 h_j) for another photo's high-damage copy of severity ≥ ``cross_severity``: a clean photo
