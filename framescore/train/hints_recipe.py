@@ -64,7 +64,7 @@ class Recipe:
     steps: int = 4000
     groups_per_batch: int = 16        # 3 images each
     lr: float = 1e-3
-    backbone_lr_scale: float = 0.3    # trainable blocks learn at lr × this; the encoding at lr
+    backbone_lr_scale: float = 0.3    # blocks learn at lr × this; encode and the stats MLP at lr
     weight_decay: float = 1e-4
     warmup: int = 100
     margin: float = 1.0               # triplet margin m (squared distances)
