@@ -51,10 +51,6 @@ def exposure_stats(images: np.ndarray) -> np.ndarray:
                      np.percentile(flat, 99, axis=1), np.percentile(flat, 1, axis=1)], axis=1)
 
 
-def _stats(h: torch.Tensor) -> np.ndarray:
-    return torch.cat([h.mean((2, 3)), h.std((2, 3))], 1).numpy()
-
-
 def features(images: np.ndarray, imagenet: MobileEncoder, trained: MobileEncoder,
              batch: int = 64) -> dict[str, np.ndarray]:
     """Every feature set for a stack of renders already at the model's input size."""
@@ -70,7 +66,7 @@ def features(images: np.ndarray, imagenet: MobileEncoder, trained: MobileEncoder
                 for i, block in enumerate(b._blocks):
                     h = block(h)
                     if name == "imagenet" and i in (4, 10):
-                        out[f"imagenet b{i}"] = _stats(h)
+                        out[f"imagenet b{i}"] = MobileEncoder.channel_stats(h).numpy()
                 pooled = b._swish(b._bn1(b._conv_head(h))).mean((2, 3))
                 out[f"{name} pool"] = pooled.numpy()
             out["trained score"] = trained(x)["score"].numpy()[:, None]
@@ -98,14 +94,9 @@ def fit_ranker(x: np.ndarray, better: np.ndarray, worse: np.ndarray, l2: float =
 
 
 def pair_accuracy(scores: np.ndarray) -> float:
-    """Rows are draws (clean first, then rising severity); ties count ½."""
-    correct = n = 0.0
-    for s in scores:
-        for i in range(len(s)):
-            for j in range(i + 1, len(s)):
-                n += 1
-                correct += 1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
-    return correct / n
+    """Rows are draws, scored as :func:`framescore.train.fault_eval.ranked_pairs` does."""
+    counts = [fault_eval.ranked_pairs(row) for row in scores]
+    return sum(c for c, _ in counts) / sum(n for _, n in counts)
 
 
 def main() -> None:

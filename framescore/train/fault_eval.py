@@ -96,6 +96,20 @@ def _score(scorer: Scorer, images: Sequence[np.ndarray]) -> np.ndarray:
     return np.asarray(scorer.score_batch(batch)["score"], dtype=np.float64).reshape(-1)
 
 
+def ranked_pairs(scores: Sequence[float]) -> tuple[float, int]:
+    """(pairs ranked right, pairs) of one draw's scores, clean first then rising severity:
+    every pair of two renders, right when the less damaged one scores higher; a tie counts ½."""
+    correct, n = 0.0, 0
+    for i in range(len(scores)):
+        for j in range(i + 1, len(scores)):
+            n += 1
+            if scores[i] > scores[j]:
+                correct += 1.0
+            elif scores[i] == scores[j]:
+                correct += 0.5
+    return correct, n
+
+
 def evaluate(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: int = 0,
              repeats: int = 2, fault_names: Sequence[str] | None = None,
              on_draw: Callable[[int], None] | None = None) -> list[FaultTable]:
@@ -105,15 +119,7 @@ def evaluate(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: int 
     tables = [FaultTable(s.name) for s in scorers]
     for draw in draws(photos, seed, repeats, fault_names):
         for scorer, table in zip(scorers, tables, strict=True):
-            scores = _score(scorer, draw.images)
-            correct, n = 0.0, 0
-            for i in range(len(scores)):
-                for j in range(i + 1, len(scores)):
-                    n += 1
-                    if scores[i] > scores[j]:
-                        correct += 1.0
-                    elif scores[i] == scores[j]:
-                        correct += 0.5
+            correct, n = ranked_pairs(_score(scorer, draw.images))
             table.correct[draw.fault] = table.correct.get(draw.fault, 0.0) + correct
             table.pairs[draw.fault] = table.pairs.get(draw.fault, 0) + n
         if on_draw is not None:
