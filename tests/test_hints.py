@@ -145,6 +145,21 @@ def test_fault_eval_table(photo_dir):
     assert again[0].correct["tilt"] == rules.correct["tilt"]      # reproducible
 
 
+def test_fault_eval_repeats_are_different_images(photo_dir):
+    """A fault with no random choice must not be the same renders counted twice: every
+    repeat after the first takes its own view of the photo (mirror, crop)."""
+    photo = hints.find_photos([photo_dir])[0]
+    first, second = fault_eval.draws([photo], seed=0, repeats=2, fault_names=["fade_black"])
+    whole = hints.load_photo(photo, 480)
+    assert np.array_equal(first.images[0], whole)                 # repeat 0: the whole photo
+    assert not (second.images[0].shape == whole.shape
+                and np.array_equal(second.images[0], whole))      # repeat 1: another view
+    (h, w), (vh, vw) = whole.shape[:2], second.images[0].shape[:2]
+    assert 0.9 * h - 1 <= vh <= h and 0.9 * w - 1 <= vw <= w    # a 90-100 % crop
+    again = list(fault_eval.draws([photo], seed=0, repeats=2, fault_names=["fade_black"]))
+    assert all(np.array_equal(a, b) for a, b in zip(again[1].images, second.images, strict=True))
+
+
 def test_held_out_photos_match_the_data_split(photo_dir, tmp_path):
     hints.build([photo_dir], tmp_path / "h", seed=2, variants=1, size=32, long_side=64,
                 fault_names=["noise"])

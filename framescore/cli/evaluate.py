@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--compare", action="append", default=None, metavar="NAME",
                    help="other scorers in the table (repeatable; default: rules)")
     f.add_argument("--repeats", type=positive_int, default=2,
-                   help="random draws of each fault per photo (default: 2)")
+                   help="draws of each fault per photo: whole, then mirrored crops (default: 2)")
     f.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no log lines")

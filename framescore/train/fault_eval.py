@@ -2,12 +2,14 @@
 
 For every held-out photo (loaded as :func:`framescore.apps.hints.load_photo` does for
 training: long side 480), every fault of :data:`framescore.faults.FAULTS` and ``repeats``
-independent draws of the fault's random choices (blur path, crop corner, noise...), the photo
-is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the clean photo. Every pair of two
-different severities of one draw is a test pair (6 per draw), and it is ranked correctly when
-the less damaged image scores higher; an exact tie counts one half. (Faults with no random
-choice, exposure, contrast, colour, fades, give the same renders at every repeat; they are
-counted at every repeat all the same, so every fault weighs the same in the overall figure.)
+independent draws, the photo is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the
+clean photo. Repeat 0 takes the whole photo; every further repeat takes a view of its own, as
+training's :func:`framescore.apps.hints.variant` does (mirrored at random, a 90–100 % crop),
+and its own draw of the fault's random choices (blur path, crop corner, noise...). So faults
+with no random choice (exposure, contrast, colour, fades) also get a different image at every
+repeat, not the same renders counted twice. Every pair of two different severities of one
+draw is a test pair (6 per draw), and it is ranked correctly when the less damaged image
+scores higher; an exact tie counts one half.
 
     accuracy(fault) = (correct + ½ ties) / pairs of that fault
     overall         = the same over all pairs (every fault has the same number of pairs)
@@ -86,7 +88,9 @@ def draws(photos: Sequence[str | Path], seed: int = 0, repeats: int = 2,
         for fault in names:
             for rep in range(repeats):
                 s = _draw_seed(seed, sha, fault, rep)
-                images = tuple(photo if sev == 0 else faultlib.apply(fault, photo, sev, s)
+                base = photo if rep == 0 else hints.variant(
+                    photo, np.random.default_rng(_draw_seed(seed, sha, f"view:{fault}", rep)))
+                images = tuple(base if sev == 0 else faultlib.apply(fault, base, sev, s)
                                for sev in severities)
                 yield Draw(str(path), fault, rep, images)
 
