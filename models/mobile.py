@@ -48,7 +48,7 @@ SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
-SHA256: str | None = "f080fdd0d8185d643b7d56e7f37ffedb25518190a83ddd9501bbd72e13385889"
+SHA256: str | None = "f937b69eae55ae0dcc05abff5668e389ff36986373686a3c23911106372793db"
 
 
 def _efficientnet():
