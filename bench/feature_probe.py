@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from framescore.models.mobile import SPEC, MobileEncoder
+from framescore.models.mobile import SPEC, TAP, MobileEncoder
 from framescore.models.weights import load_into
 from framescore.preprocess import to_tensor, view
 from framescore.train import fault_eval
@@ -62,11 +62,13 @@ def features(images: np.ndarray, imagenet: MobileEncoder, trained: MobileEncoder
             x = to_tensor(chunk, SPEC, torch.device("cpu"))
             for name, net in (("imagenet", imagenet), ("trained", trained)):
                 b = net.backbone
-                h = b._swish(b._bn0(b._conv_stem(x)))
-                for i, block in enumerate(b._blocks):
+                h, _ = net.stem(x)                                  # block TAP - 1's output
+                if name == "imagenet":
+                    out[f"imagenet b{TAP - 1}"] = MobileEncoder.channel_stats(h).numpy()
+                for i, block in enumerate(b._blocks[TAP:], start=TAP):
                     h = block(h)
-                    if name == "imagenet" and i in (4, 10):
-                        out[f"imagenet b{i}"] = MobileEncoder.channel_stats(h).numpy()
+                    if name == "imagenet" and i == 10:
+                        out["imagenet b10"] = MobileEncoder.channel_stats(h).numpy()
                 pooled = b._swish(b._bn1(b._conv_head(h))).mean((2, 3))
                 out[f"{name} pool"] = pooled.numpy()
             out["trained score"] = trained(x)["score"].numpy()[:, None]
