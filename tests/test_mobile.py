@@ -188,6 +188,29 @@ def test_fault_weights_shift_the_sampling_and_reject_typos():
             hints_recipe.sampling_probabilities(faults, bad)
 
 
+
+def test_cross_photo_hint_leaves_out_the_skipped_faults():
+    # two photos in the right order within each, with unit steps (the hinge's δ); photo 0's
+    # clean copy lies below photo 1's high-damage (noise) copy: the one cross-photo violation
+    recipe = hints_recipe.Recipe(cross_severity=0.6)
+    s_low, s_high = torch.tensor([0.3, 0.3]), torch.tensor([0.9, 0.9])
+    u = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
+    phi = torch.cat([u * 4.0, u * 12.0, u * 3.0, u * 11.0, u * 2.0, u * 10.0])
+    faults = ["tilt", "noise"]
+    assert hints_recipe.cross_mask(faults, " tilt ").tolist() == [False, True]
+
+    def hinge(mask):
+        return float(hints_recipe.group_losses(phi, s_low, s_high, recipe, mask)["hinge"])
+
+    assert hinge(None) > 0 and hinge(hints_recipe.cross_mask(faults, "tilt")) > 0
+    assert hinge(hints_recipe.cross_mask(faults, "noise")) == 0.0
+    assert float(hints_recipe.group_losses(phi, s_low, s_high,
+                                           hints_recipe.Recipe())["hinge"]) == 0.0
+    for bad in ("tlit", "tilt,blur"):
+        with pytest.raises(DataError):
+            hints_recipe.cross_mask(faults, bad)
+
+
 def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     model = build_module("framescore-mobile")[1].eval()
     keys = set(model.state_dict())

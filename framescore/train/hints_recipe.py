@@ -26,6 +26,8 @@ left with little to learn.
 With ``cross_severity < 1`` the hinge also gets, across the groups of a batch, (c_i >
 h_j) for another photo's high-damage copy of severity ≥ ``cross_severity``: a clean photo
 above a badly damaged one, which ties the norms of different photos together.
+``cross_skip`` leaves named faults out of that hint: a strongly tilted or badly framed copy
+of a fine scene is not plainly worse than another, duller photo taken straight.
 
 ``terms = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``, ``loss = terms(Φ) +
 path_weight · (terms(Φ_deep) + terms(Φ_stats))``. AdamW with a linear warm-up then a
@@ -44,7 +46,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,6 +74,7 @@ class Recipe:
     hinge_delta: float = 1.0          # relative hinge δ
     hinge_weight: float = 1.0         # λ
     cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
+    cross_skip: str = ""              # "tilt,framing": faults left out of that cross-photo hint
     fault_weights: str = ""           # "tilt=3,overexposure=2": sample those faults' groups more
     path_weight: float = 1.0          # weight of each path's own loss terms
     seed: int = 0
@@ -115,9 +118,23 @@ def sampling_probabilities(faults: list[str], spec: str) -> np.ndarray | None:
     return w / w.sum()
 
 
+def cross_mask(faults: Sequence[str], spec: str) -> torch.Tensor:
+    """Which groups' high-damage copies may stand in the cross-photo hint: all but the faults
+    named in ``spec`` (comma-separated). Unknown names are an error, as for fault weights."""
+    skip = {name.strip() for name in spec.split(",") if name.strip()}
+    unknown = skip - set(faults)
+    if unknown:
+        raise DataError(f"cross skip {', '.join(sorted(unknown))!r}: no such fault in the data "
+                        f"({', '.join(sorted(set(faults)))})")
+    return torch.tensor([f not in skip for f in faults], dtype=torch.bool)
+
+
 def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
-                 recipe: Recipe) -> dict[str, torch.Tensor]:
-    """The loss terms for a batch of groups; ``phi`` is (3G, D) ordered clean, low, high."""
+                 recipe: Recipe, cross_ok: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The loss terms for a batch of groups; ``phi`` is (3G, D) ordered clean, low, high.
+    ``cross_ok`` (G,) marks the groups whose high copy may serve in the cross-photo hint
+    (default: all)."""
     g = phi.shape[0] // 3
     pc, pl, ph = phi[:g], phi[g:2 * g], phi[2 * g:]
     q_clean = torch.ones_like(s_low)
@@ -132,6 +149,8 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
         # across photos: a clean photo above another photo's heavily damaged copy
         other = torch.roll(sh, 1)
         keep = torch.roll(s_high, 1) >= recipe.cross_severity
+        if cross_ok is not None:
+            keep = keep & torch.roll(cross_ok, 1)
         pairs.append((sc - other)[keep])
     d = torch.cat(pairs)
     hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
@@ -223,6 +242,7 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     s_low = torch.tensor([float(r["s_low"]) for r in rows])
     s_high = torch.tensor([float(r["s_high"]) for r in rows])
     probs = sampling_probabilities([r["fault"] for r in rows], recipe.fault_weights)
+    crossable = cross_mask([r["fault"] for r in rows], recipe.cross_skip)
     if images.shape[1] != images.shape[2] or images.shape[1] != manifest["size"]:
         raise DataError(f"{data}: renders are {images.shape[1:3]}, manifest says "
                         f"{manifest['size']}")
@@ -289,11 +309,12 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
         deep, stat = model.paths(feats["h"][ids].float(), feats["stats"][ids])
         phi = torch.cat([deep, stat], dim=1)
         lo, hi = s_low[pick].to(dev), s_high[pick].to(dev)
-        terms = group_losses(phi, lo, hi, recipe)
+        ok = crossable[pick].to(dev)
+        terms = group_losses(phi, lo, hi, recipe, ok)
         if recipe.path_weight > 0:
             for path in (deep, stat):
                 terms["loss"] = terms["loss"] + recipe.path_weight * group_losses(
-                    path, lo, hi, recipe)["loss"]
+                    path, lo, hi, recipe, ok)["loss"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
