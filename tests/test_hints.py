@@ -145,6 +145,19 @@ def test_fault_eval_table(photo_dir):
     assert again[0].correct["tilt"] == rules.correct["tilt"]      # reproducible
 
 
+def test_cross_photo_measure(photo_dir):
+    """Each photo's clean image against every other photo at full damage."""
+    photos = [str(p) for p in hints.find_photos([photo_dir])[:3]]
+    rules, const = fault_eval.cross_photo([RulesScorer(), Constant()], photos, seed=0,
+                                          fault_names=["fade_black", "gaussian_blur"])
+    assert rules.pairs == const.pairs == 3 * 2 * 2
+    assert rules.accuracy == 1.0          # a fade to black / a blur is worse than another photo
+    assert const.accuracy == 0.5          # ties count a half
+    assert "tilt" not in fault_eval.CROSS_FAULTS and "framing" not in fault_eval.CROSS_FAULTS
+    with pytest.raises(DataError, match="two"):
+        fault_eval.cross_photo([Constant()], photos[:1])
+
+
 def test_fault_eval_repeats_are_different_images(photo_dir):
     """A fault with no random choice must not be the same renders counted twice: every
     repeat after the first takes its own view of the photo (mirror, crop)."""

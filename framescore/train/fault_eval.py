@@ -131,6 +131,53 @@ def evaluate(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: int 
     return tables
 
 
+CROSS_FAULTS = tuple(f for f in faultlib.FAULTS if f not in ("tilt", "framing"))
+
+
+@dataclass
+class CrossTable:
+    """Across photos: how often one photo's clean image outscores another photo's image
+    at full damage (tilt and framing left out: a crooked or badly cropped copy of one scene
+    is not plainly worse than a different clean photo)."""
+
+    name: str
+    correct: float = 0.0   # ties count ½
+    pairs: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.pairs if self.pairs else float("nan")
+
+
+def cross_photo(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: int = 0,
+                fault_names: Sequence[str] = CROSS_FAULTS) -> list[CrossTable]:
+    """Clean photo *i* against photo *j* ≠ *i* at severity 1 of every fault (the draw of
+    repeat 0, as :func:`draws` renders it): right when the clean one scores higher."""
+    if len(photos) < 2:
+        raise DataError("the cross-photo measure needs at least two held-out photos")
+    clean: list[list[float]] = [[] for _ in scorers]
+    damaged: list[list[np.ndarray]] = [[] for _ in scorers]
+    for path in photos:
+        sha = sha256_of(path)
+        photo = hints.load_photo(path)
+        renders = [photo] + [faultlib.apply(f, photo, 1.0, _draw_seed(seed, sha, f, 0))
+                             for f in fault_names]
+        for k, scorer in enumerate(scorers):
+            s = _score(scorer, renders)
+            clean[k].append(float(s[0]))
+            damaged[k].append(s[1:])
+    tables = []
+    for scorer, c, d in zip(scorers, clean, damaged, strict=True):
+        table = CrossTable(scorer.name)
+        for i, ci in enumerate(c):
+            for j, dj in enumerate(d):
+                if i != j:
+                    table.correct += float(np.sum(ci > dj) + 0.5 * np.sum(ci == dj))
+                    table.pairs += dj.size
+        tables.append(table)
+    return tables
+
+
 def held_out_photos(data: str | Path | None = None, sources: Sequence[str | Path] = (),
                     seed: int = 0, holdout: float = 0.2) -> list[str]:
     """The evaluation photos: the held-out ones of a hints folder's manifest, or the same
@@ -206,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--cross", action="store_true",
+                   help="also: clean photo over another photo at full damage (see cross_photo)")
     args = p.parse_args(argv)
     try:
         from framescore.models.registry import default_model
@@ -215,15 +264,21 @@ def main(argv: list[str] | None = None) -> int:
         scorers = [load_scorer(n, w, "cpu") for n, w in zip(names, weights, strict=False)]
         photos = held_out_photos(args.data)
         tables = evaluate(scorers, photos, args.seed, args.repeats)
+        crosses = cross_photo(scorers, photos, args.seed) if args.cross else []
     except FramescoreError as exc:
         print(f"fault_eval: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([t.as_dict() for t in tables], indent=1))
+        rows = [t.as_dict() for t in tables]
+        for row, c in zip(rows, crosses, strict=False):
+            row["cross_photo"] = {"accuracy": c.accuracy, "pairs": c.pairs}
+        print(json.dumps(rows, indent=1))
     elif args.markdown:
         print(markdown_table(tables), end="")
     else:
         print_table(tables)
+    for c in [] if args.json else crosses:
+        print(f"cross-photo {c.name}: {100 * c.accuracy:.1f} % of {c.pairs} pairs")
     return 0
 
 
