@@ -48,7 +48,7 @@ SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
-SHA256: str | None = "f937b69eae55ae0dcc05abff5668e389ff36986373686a3c23911106372793db"
+SHA256: str | None = "f4904cb981d205c3bc1318aac691d201ca7f66bc87be436d9d05ea2d0721b525"
 
 
 def _efficientnet():
