@@ -188,7 +188,6 @@ def test_fault_weights_shift_the_sampling_and_reject_typos():
             hints_recipe.sampling_probabilities(faults, bad)
 
 
-
 def test_cross_photo_hint_leaves_out_the_skipped_faults():
     # two photos in the right order within each, with unit steps (the hinge's δ); photo 0's
     # clean copy lies below photo 1's high-damage (noise) copy: the one cross-photo violation

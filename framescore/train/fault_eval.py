@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -157,11 +158,11 @@ def cross_photo(scorers: Sequence[Scorer], photos: Sequence[str | Path], seed: i
         raise DataError("the cross-photo measure needs at least two held-out photos")
     clean: list[list[float]] = [[] for _ in scorers]
     damaged: list[list[np.ndarray]] = [[] for _ in scorers]
-    for path in photos:
-        sha = sha256_of(path)
-        photo = hints.load_photo(path)
-        renders = [photo] + [faultlib.apply(f, photo, 1.0, _draw_seed(seed, sha, f, 0))
-                             for f in fault_names]
+    by_photo = groupby(draws(photos, seed, 1, fault_names, severities=(0.0, 1.0)),
+                       key=lambda d: d.photo)
+    for _, photo_draws in by_photo:
+        pairs = [d.images for d in photo_draws]
+        renders = [pairs[0][0]] + [full for _, full in pairs]   # clean once, then each fault
         for k, scorer in enumerate(scorers):
             s = _score(scorer, renders)
             clean[k].append(float(s[0]))
@@ -277,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(tables), end="")
     else:
         print_table(tables)
-    for c in [] if args.json else crosses:
-        print(f"cross-photo {c.name}: {100 * c.accuracy:.1f} % of {c.pairs} pairs")
+    if not args.json:
+        for c in crosses:
+            print(f"cross-photo {c.name}: {100 * c.accuracy:.1f} % of {c.pairs} pairs")
     return 0
 
 

@@ -93,6 +93,11 @@ def lr_at(step: int, recipe: Recipe) -> float:
     return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+def _no_such_fault(what: str, faults: Sequence[str]) -> DataError:
+    """The error for a fault name (in a recipe option) that the data does not have."""
+    return DataError(f"{what}: no such fault in the data ({', '.join(sorted(set(faults)))})")
+
+
 def sampling_probabilities(faults: list[str], spec: str) -> np.ndarray | None:
     """Per-group sampling probabilities from ``"fault=weight,..."`` (others weigh 1); None for
     uniform sampling. Unknown fault names are an error, so a typo cannot silently do nothing."""
@@ -109,8 +114,7 @@ def sampling_probabilities(faults: list[str], spec: str) -> np.ndarray | None:
         if not sep or weight < 0:
             raise DataError(f"fault weight {item.strip()!r}: expected FAULT=WEIGHT (WEIGHT >= 0)")
         if name not in faults:
-            raise DataError(f"fault weight {name!r}: no such fault in the data "
-                            f"({', '.join(sorted(set(faults)))})")
+            raise _no_such_fault(f"fault weight {name!r}", faults)
         weights[name] = weight
     w = np.array([weights.get(f, 1.0) for f in faults], dtype=np.float64)
     if w.sum() <= 0:
@@ -124,8 +128,7 @@ def cross_mask(faults: Sequence[str], spec: str) -> torch.Tensor:
     skip = {name.strip() for name in spec.split(",") if name.strip()}
     unknown = skip - set(faults)
     if unknown:
-        raise DataError(f"cross skip {', '.join(sorted(unknown))!r}: no such fault in the data "
-                        f"({', '.join(sorted(set(faults)))})")
+        raise _no_such_fault(f"cross skip {', '.join(sorted(unknown))!r}", faults)
     return torch.tensor([f not in skip for f in faults], dtype=torch.bool)
 
 
