@@ -210,6 +210,23 @@ def test_cross_photo_hint_leaves_out_the_skipped_faults():
             hints_recipe.cross_mask(faults, bad)
 
 
+def test_cross_weight_weighs_the_cross_photo_pairs_in_the_hinge():
+    # as above: six within-photo pairs all at the margin (hinge 0) and two cross-photo pairs,
+    # one violated by 7 (photo 0's clean 4 below photo 1's damaged 10), one fine
+    s_low, s_high = torch.tensor([0.3, 0.3]), torch.tensor([0.9, 0.9])
+    u = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
+    phi = torch.cat([u * 4.0, u * 12.0, u * 3.0, u * 11.0, u * 2.0, u * 10.0])
+
+    def hinge(weight):
+        recipe = hints_recipe.Recipe(cross_severity=0.6, cross_weight=weight)
+        return float(hints_recipe.group_losses(phi, s_low, s_high, recipe)["hinge"])
+
+    assert hinge(1.0) == pytest.approx(7 / 8)           # the plain mean over 8 pairs
+    assert hinge(0.5) == pytest.approx(0.5 * 7 / 7)     # 6 within + 2 × 0.5 cross
+    assert hinge(0.0) == 0.0                            # the cross-photo hint switched off
+    assert hinge(0.999999) == pytest.approx(hinge(1.0), rel=1e-5)   # the two branches agree
+
+
 def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     model = build_module("framescore-mobile")[1].eval()
     keys = set(model.state_dict())

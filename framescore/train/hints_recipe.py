@@ -28,6 +28,8 @@ h_j) for another photo's high-damage copy of severity ≥ ``cross_severity``: a 
 above a badly damaged one, which ties the norms of different photos together.
 ``cross_skip`` leaves named faults out of that hint: a strongly tilted or badly framed copy
 of a fine scene is not plainly worse than another, duller photo taken straight.
+``cross_weight`` weighs each such pair against a within-photo pair in the hinge's mean
+(1: plain mean over all pairs).
 
 ``terms = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``, ``loss = terms(Φ) +
 path_weight · (terms(Φ_deep) + terms(Φ_stats))``. AdamW with a linear warm-up then a
@@ -75,6 +77,7 @@ class Recipe:
     hinge_weight: float = 1.0         # λ
     cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
     cross_skip: str = ""              # "tilt,framing": faults left out of that cross-photo hint
+    cross_weight: float = 1.0         # weight of each cross-photo pair against a within-photo one
     fault_weights: str = ""           # "tilt=3,overexposure=2": sample those faults' groups more
     path_weight: float = 1.0          # weight of each path's own loss terms
     seed: int = 0
@@ -148,6 +151,7 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
                                       recipe.norm_margin, variant="bounded")
     sc, sl, sh = pc.norm(dim=1), pl.norm(dim=1), ph.norm(dim=1)
     pairs = [sc - sl, sl - sh, sc - sh]
+    weights = [torch.ones_like(p) for p in pairs]
     if recipe.cross_severity < 1.0 and g > 1:
         # across photos: a clean photo above another photo's heavily damaged copy
         other = torch.roll(sh, 1)
@@ -155,8 +159,14 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
         if cross_ok is not None:
             keep = keep & torch.roll(cross_ok, 1)
         pairs.append((sc - other)[keep])
+        weights.append(torch.full_like(pairs[-1], recipe.cross_weight))
     d = torch.cat(pairs)
-    hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
+    if recipe.cross_weight == 1.0:
+        hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
+    else:   # a weighted mean: each cross-photo pair counts cross_weight within-photo pairs
+        w = torch.cat(weights)
+        per_pair = torch.relu(recipe.hinge_delta - d)
+        hinge = (per_pair * w).sum() / w.sum()
     total = worse + better + recipe.hinge_weight * hinge
     return {"loss": total, "triplet": worse + better, "hinge": hinge,
             "pair_acc": (d > 0).float().mean()}
