@@ -98,6 +98,32 @@ def test_build_is_reproducible_and_consistent(photo_dir, tmp_path):
         hints.build([photo_dir], tmp_path / "a", seed=5, **kw)
 
 
+def test_low_severity_range_reaches_two_heavy_copies(photo_dir, tmp_path):
+    """With ``--low-severity 0.6,0.7`` every group orders two heavily damaged copies (the
+    default range never does), and the range is recorded in the manifest."""
+    default = hints.plan_groups(0, "ab" * 32, 3, 0, FAULTS)
+    again = hints.plan_groups(0, "ab" * 32, 3, 0, FAULTS, (0.15, 0.55))
+    assert default == again                                        # the default is unchanged
+    for _, renders in hints.plan_groups(0, "ab" * 32, 3, 0, FAULTS, (0.6, 0.7)):
+        damaged = [r.severity for r in renders if r.fault != "clean"]
+        for low, high in zip(damaged[::2], damaged[1::2], strict=True):
+            assert 0.6 <= low <= 0.7 and min(low + 0.3, 1.0) - 1e-4 <= high <= 1.0
+    m = hints.build([photo_dir], tmp_path / "h", seed=1, variants=1, size=32, long_side=64,
+                    fault_names=FAULTS, low_severity=(0.6, 0.7))
+    assert m["low_severity"] == [0.6, 0.7]
+    assert hints.read_manifest(tmp_path / "h")["low_severity"] == [0.6, 0.7]
+    for bad in ((0.0, 0.5), (0.5, 0.4), (0.3, 0.8), (0.2,)):
+        with pytest.raises(DataError, match="low severity"):
+            hints.build([photo_dir], tmp_path / "x", seed=1, low_severity=bad)
+    assert not (tmp_path / "x").exists()                          # refused before any work
+    args = ["data", str(photo_dir), "--out", str(tmp_path / "y"), "-q", "--low-severity"]
+    assert main([*args, "0.3,0.8"]) == 2
+    with pytest.raises(SystemExit) as exc:                        # argparse's own usage error
+        main([*args, "0.3"])
+    assert exc.value.code == 2
+    assert not (tmp_path / "y").exists()
+
+
 def test_cli_data(photo_dir, tmp_path, capsys):
     out = tmp_path / "hints"
     args = ["data", str(photo_dir), "--out", str(out), "--seed", "1", "--variants", "1",

@@ -13,10 +13,11 @@ a folder of good photos and a seed this module builds, deterministically:
    file, so noise and blur read as they do in footage).
 3. **groups** (training photos only): for each of ``variants`` copies of a photo (mirrored at
    random, cropped to a random 90–100 % of each side) and each fault in
-   :data:`framescore.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` and a *high* one
-   ``s₂ ~ U[s₁ + 0.3, 1]`` are drawn; the clean copy and the two damaged ones form a group
-   whose quality is ``S = 1 − severity`` (clean: 1). Both damaged copies share the fault's
-   random choices (blur path, crop corner, noise pattern), so they differ only in amount.
+   :data:`framescore.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` (the range is
+   ``low_severity``) and a *high* one ``s₂ ~ U[s₁ + 0.3, 1]`` are drawn; the clean copy and
+   the two damaged ones form a group whose quality is ``S = 1 − severity`` (clean: 1). Both
+   damaged copies share the fault's random choices (blur path, crop corner, noise pattern),
+   so they differ only in amount.
 4. **triplets**: each group gives two AROD triplets (anchor, positive, negative): (clean,
    low, high) where the odd one out is worse, and (high, low, clean) where it is better.
    The pairs (clean > low), (low > high), (clean > high) are the relative hints of the
@@ -165,16 +166,32 @@ def _task_seed(seed: int, photo_sha: str, index: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def check_low_severity(low_severity: Sequence[float]) -> tuple[float, float]:
+    """The range of the low severity as ``(a, b)``: 0 < a ≤ b and b + HIGH_GAP ≤ 1, so that
+    a high severity at least ``HIGH_GAP`` above it still exists."""
+    try:
+        a, b = (float(v) for v in low_severity)
+    except (TypeError, ValueError):
+        raise DataError(f"low severity range: expected two numbers, got {low_severity!r}") \
+            from None
+    if not (0 < a <= b and b + HIGH_GAP <= 1 + 1e-9):
+        raise DataError(f"low severity range {a:g},{b:g}: need 0 < low ≤ high ≤ "
+                        f"{1 - HIGH_GAP:g} (the high copy lies ≥ {HIGH_GAP:g} above it)")
+    return a, b
+
+
 def plan_groups(photo_index: int, photo_sha: str, n_variants: int, seed: int,
-                fault_names: Sequence[str]) -> list[tuple[int, list[Render]]]:
+                fault_names: Sequence[str], low_severity: Sequence[float] = LOW_SEVERITY
+                ) -> list[tuple[int, list[Render]]]:
     """For one training photo: per variant, the clean render then (low, high) per fault."""
+    lo, hi = check_low_severity(low_severity)
     out = []
     for v in range(n_variants):
         rng = np.random.default_rng(_task_seed(seed, photo_sha, v))
         renders = [Render(photo_index, v, "clean", 0.0, 0)]
         for name in fault_names:
-            low = float(rng.uniform(*LOW_SEVERITY))
-            high = float(rng.uniform(low + HIGH_GAP, 1.0))
+            low = float(rng.uniform(lo, hi))
+            high = float(rng.uniform(min(low + HIGH_GAP, 1.0), 1.0))
             fseed = int(rng.integers(2 ** 62))
             renders.append(Render(photo_index, v, name, round(low, 4), fseed))
             renders.append(Render(photo_index, v, name, round(high, 4), fseed))
@@ -196,17 +213,21 @@ def _render_variant(args: tuple) -> np.ndarray:
 def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
           variants: int = 10, size: int = 160, long_side: int = 480, holdout: float = 0.2,
           fault_names: Sequence[str] | None = None, workers: int = 1,
+          low_severity: Sequence[float] = LOW_SEVERITY,
           on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Build the hints dataset in ``out`` (which must not exist or be empty); returns the manifest.
 
     Writes ``manifest.json``, ``images.npy``, ``images.csv`` and ``triplets.csv`` (see the
-    module docstring). ``on_progress(done, total)`` is called per rendered photo variant.
+    module docstring). ``low_severity`` is the range of the low damage (the default,
+    0.15–0.55, never puts two heavily damaged copies in one group; up to 0.7 does).
+    ``on_progress(done, total)`` is called per rendered photo variant.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not an empty folder")
     if variants < 1 or size < 16 or long_side < size:
         raise DataError("need variants ≥ 1, size ≥ 16 and long_side ≥ size")
+    low_severity = check_low_severity(low_severity)
     names = list(fault_names) if fault_names else list(faultlib.FAULTS)
     unknown = [n for n in names if n not in faultlib.FAULTS]
     if unknown:
@@ -221,7 +242,7 @@ def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
     for i, e in enumerate(entries):
         if e.split != "train":
             continue
-        for vseed, renders in plan_groups(i, e.sha256, variants, seed, names):
+        for vseed, renders in plan_groups(i, e.sha256, variants, seed, names, low_severity):
             tasks.append((e.path, long_side, size, vseed, renders))
             rows.extend(renders)
     if not tasks:
@@ -266,7 +287,7 @@ def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
     manifest = {
         "format": FORMAT_VERSION, "seed": seed, "holdout": holdout, "variants": variants,
         "size": size, "long_side": long_side, "faults": names,
-        "low_severity": list(LOW_SEVERITY), "high_gap": HIGH_GAP,
+        "low_severity": list(low_severity), "high_gap": HIGH_GAP,
         "photos": [asdict(e) for e in entries],
         "n_train_photos": sum(e.split == "train" for e in entries),
         "n_test_photos": sum(e.split == "test" for e in entries),

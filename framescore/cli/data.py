@@ -17,6 +17,15 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _severity_range(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        low, high = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two numbers): {text!r}") from None
+    return low, high
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data", help="build training triplets from good photos (graded faults)",
@@ -38,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="side of the stored renders = the model input (default: 160)")
     p.add_argument("--long-side", type=positive_int, default=480,
                    help="photos are resized to this long side before the faults (default: 480)")
+    p.add_argument("--low-severity", type=_severity_range, default=(0.15, 0.55),
+                   metavar="LOW,HIGH",
+                   help="range of the less damaged copy's severity; the more damaged one lies "
+                        "at least 0.3 above it, up to 1 (default: 0.15,0.55)")
     p.add_argument("--workers", type=positive_int, default=1, help="render processes")
     p.add_argument("--force", "-f", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
@@ -76,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
         manifest = hints.build(sources, out, args.seed, variants=args.variants, size=args.size,
                                long_side=args.long_side, holdout=args.holdout,
-                               workers=args.workers, on_progress=on_progress)
+                               workers=args.workers, low_severity=args.low_severity,
+                               on_progress=on_progress)
     if not args.quiet:
         print(f"{out}: {manifest['n_train_photos']} training photos, "
               f"{manifest['n_test_photos']} held out; {manifest['n_images']} images, "
