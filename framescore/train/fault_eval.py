@@ -21,6 +21,7 @@ seeded by ``(seed, photo hash, fault, repeat)``, so a table is reproducible.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -234,9 +235,32 @@ def markdown_table(tables: Sequence[FaultTable]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _ModelAction(argparse.Action):
+    """``--model NAME``: a new (name, weights) entry, weights None until a ``--weights``."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (value, None)])
+
+
+class _WeightsAction(argparse.Action):
+    """``--weights FILE``: the weights of the ``--model`` just before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        models = list(getattr(namespace, self.dest))
+        if not models or models[-1][1] is not None:
+            parser.error(f"--weights {value}: give it right after the --model it is for")
+        models[-1] = (models[-1][0], value)
+        setattr(namespace, self.dest, models)
+
+
+def _labels(specs: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Column names: the model's name, with its weights file where a name comes twice."""
+    names = [n for n, _ in specs]
+    return [f"{n} ({w})" if w is not None and names.count(n) > 1 else n for n, w in specs]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m framescore.train.fault_eval DATA --model NAME ...``: print the table."""
-    import argparse
     import json
     import sys
 
@@ -246,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m framescore.train.fault_eval",
                                 description="pair accuracy per fault on held-out photos")
     p.add_argument("data", help="hints folder made by `framescore data` (its held-out photos)")
-    p.add_argument("--model", "-m", action="append", default=None,
+    p.add_argument("--model", "-m", action=_ModelAction, dest="models", default=[],
                    help="registry name or .onnx (repeatable; default: the default model, rules)")
-    p.add_argument("--weights", "-w", action="append", default=None,
-                   help="weights for the --model of the same position (repeatable)")
+    p.add_argument("--weights", "-w", action=_WeightsAction, dest="models",
+                   help="weights for the --model just before it (repeatable, one per --model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", action="store_true")
@@ -260,12 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from framescore.models.registry import default_model
 
-        names = args.model or [default_model(), "rules"]
-        weights = list(args.weights or []) + [None] * len(names)
-        scorers = [load_scorer(n, w, "cpu") for n, w in zip(names, weights, strict=False)]
+        specs = args.models or [(default_model(), None), ("rules", None)]
+        scorers = [load_scorer(n, w, "cpu") for n, w in specs]
         photos = held_out_photos(args.data)
         tables = evaluate(scorers, photos, args.seed, args.repeats)
         crosses = cross_photo(scorers, photos, args.seed) if args.cross else []
+        for table, cross, label in zip(tables, crosses or [None] * len(tables),
+                                       _labels(specs), strict=True):
+            table.name = label
+            if cross is not None:
+                cross.name = label
     except FramescoreError as exc:
         print(f"fault_eval: error: {exc}", file=sys.stderr)
         return 2
