@@ -137,6 +137,10 @@ def test_recipe_trains_checkpoints_and_resumes(tmp_path):
     hints_recipe.train(data, run, longer, resume=True, log=messages.append)
     assert "resumed at step 3" in messages
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 5
+    negative = hints_recipe.Recipe(**{**recipe.__dict__, "cross_weight": -1.0})
+    with pytest.raises(DataError, match="cross weight"):
+        hints_recipe.train(data, tmp_path / "neg", negative, log=quiet)
+    assert not (tmp_path / "neg").exists()                           # refused before any work
 
 
 @needs_shipped

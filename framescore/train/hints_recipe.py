@@ -256,6 +256,8 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     s_high = torch.tensor([float(r["s_high"]) for r in rows])
     probs = sampling_probabilities([r["fault"] for r in rows], recipe.fault_weights)
     crossable = cross_mask([r["fault"] for r in rows], recipe.cross_skip)
+    if not recipe.cross_weight >= 0:
+        raise DataError(f"cross weight {recipe.cross_weight}: must be 0 or more")
     if images.shape[1] != images.shape[2] or images.shape[1] != manifest["size"]:
         raise DataError(f"{data}: renders are {images.shape[1:3]}, manifest says "
                         f"{manifest['size']}")
