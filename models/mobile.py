@@ -48,7 +48,7 @@ SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
-SHA256: str | None = "bc4d072793a9eff914ddaaeca3651d813b140f7efba3dc0df12682d0ab7a3f69"
+SHA256: str | None = "69d6284bd7206baffdf841f9e62786387742ccd67c39f40966a83d6c9afe3e23"
 
 
 def _efficientnet():
