@@ -28,6 +28,8 @@ def test_relative_hinge() -> None:
     # max(0, 3 − y·d): 0, 2, 1, 3.5 → mean 1.625
     assert L.relative_hinge_loss(d, y).item() == pytest.approx(1.625)
     assert L.relative_hinge_loss(d, y, delta=1.0).item() == pytest.approx((0 + 0 + 0 + 1.5) / 4)
+    # weighted: (1·0 + 1·2 + 2·1 + 0·3.5) / (1 + 1 + 2 + 0)
+    assert L.relative_hinge_loss(d, y, weight=t(1, 1, 2, 0)).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="\\+1 or -1"):
         L.relative_hinge_loss(d, t(1, 0, 1, 1))
 

@@ -289,11 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         photos = held_out_photos(args.data)
         tables = evaluate(scorers, photos, args.seed, args.repeats)
         crosses = cross_photo(scorers, photos, args.seed) if args.cross else []
-        for table, cross, label in zip(tables, crosses or [None] * len(tables),
-                                       _labels(specs), strict=True):
+        labels = _labels(specs)
+        for table, label in zip(tables, labels, strict=True):
             table.name = label
-            if cross is not None:
-                cross.name = label
+        for cross, label in zip(crosses, labels, strict=False):   # none without --cross
+            cross.name = label
     except FramescoreError as exc:
         print(f"fault_eval: error: {exc}", file=sys.stderr)
         return 2

@@ -161,12 +161,9 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
         pairs.append((sc - other)[keep])
         weights.append(torch.full_like(pairs[-1], recipe.cross_weight))
     d = torch.cat(pairs)
-    if recipe.cross_weight == 1.0:
-        hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta)
-    else:   # a weighted mean: each cross-photo pair counts cross_weight within-photo pairs
-        w = torch.cat(weights)
-        per_pair = torch.relu(recipe.hinge_delta - d)
-        hinge = (per_pair * w).sum() / w.sum()
+    # each cross-photo pair counts cross_weight within-photo pairs (1: the plain mean)
+    w = None if recipe.cross_weight == 1.0 else torch.cat(weights)
+    hinge = relative_hinge_loss(d, torch.ones_like(d), recipe.hinge_delta, w)
     total = worse + better + recipe.hinge_weight * hinge
     return {"loss": total, "triplet": worse + better, "hinge": hinge,
             "pair_acc": (d > 0).float().mean()}

@@ -61,17 +61,24 @@ def rapid_cross_entropy(logits: Tensor, labels: Tensor, weight: Tensor | None = 
 
 
 # --------------------------------------------------------------------------- relative aesthetics
-def relative_hinge_loss(d: Tensor, y: Tensor, delta: float = 3.0) -> Tensor:
+def relative_hinge_loss(d: Tensor, y: Tensor, delta: float = 3.0,
+                        weight: Tensor | None = None) -> Tensor:
     """Relative-aesthetics hinge: ``mean_i max(0, δ − y_i·d_i)``, δ = 3.
 
     ``d`` (N,) is the Siamese output d(I1, I2) = w2ᵀ relu(w1ᵀ (C1 − C2)); ``y`` (N,) is +1
-    when I1 is the better image of the pair and −1 when I2 is.
+    when I1 is the better image of the pair and −1 when I2 is. ``weight`` (N,) optionally
+    weighs the pairs: ``Σ_i w_i·ℓ_i / Σ_i w_i``.
     """
     d, y = _flat(d), _flat(y).to(d.dtype)
     _check_same("relative_hinge_loss", d, y)
     if not bool(torch.all(y.abs() == 1)):
         raise ValueError("relative_hinge_loss: y must be +1 or -1")
-    return F.relu(delta - y * d).mean()
+    per_pair = F.relu(delta - y * d)
+    if weight is None:
+        return per_pair.mean()
+    weight = _flat(weight).to(d.dtype)
+    _check_same("relative_hinge_loss", d, weight)
+    return (per_pair * weight).sum() / weight.sum()
 
 
 # --------------------------------------------------------------------------- Kong et al.
