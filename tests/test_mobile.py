@@ -231,6 +231,33 @@ def test_cross_weight_weighs_the_cross_photo_pairs_in_the_hinge():
     assert hinge(0.999999) == pytest.approx(hinge(1.0), rel=1e-5)   # the two branches agree
 
 
+def test_cross_photo_hint_can_stay_off_the_paths_own_terms():
+    # the whole encoding orders everything, across photos too; the statistics path alone puts
+    # photo 0's clean copy (3) below photo 1's high-damage copy (6): a cross-photo violation
+    # only in that path's own terms
+    s_low, s_high = torch.tensor([0.3, 0.3]), torch.tensor([0.9, 0.9])
+    u = torch.nn.functional.normalize(torch.ones(1, 4), dim=1)
+    deep = torch.cat([u * 20.0, u * 9.0, u * 19.0, u * 8.0, u * 18.0, u * 1.0])
+    stat = torch.cat([u * 3.0, u * 9.0, u * 2.0, u * 8.0, u * 1.0, u * 6.0])
+    on = hints_recipe.Recipe(cross_severity=0.6)
+    off = hints_recipe.Recipe(cross_severity=0.6, cross_on_paths=False)
+    without = hints_recipe.Recipe()
+    loss = {name: float(hints_recipe.batch_losses(deep, stat, s_low, s_high, r)["loss"])
+            for name, r in (("on", on), ("off", off), ("without", without))}
+    whole = {name: float(hints_recipe.group_losses(torch.cat([deep, stat], 1), s_low, s_high,
+                                                   r)["loss"]) for name, r in (("on", on),
+                                                                               ("without",
+                                                                                without))}
+    paths = sum(float(hints_recipe.group_losses(p, s_low, s_high, without)["loss"])
+                for p in (deep, stat))
+    assert loss["on"] > loss["off"]                       # the violation counts only when on
+    assert loss["off"] == pytest.approx(whole["on"] + paths)
+    assert loss["without"] == pytest.approx(whole["without"] + paths)
+    assert hints_recipe._yes_no(" False ") is False and hints_recipe._yes_no("1") is True
+    with pytest.raises(SystemExit):
+        hints_recipe.main(["data", "--out", "run", "--cross-on-paths", "maybe"])
+
+
 def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     model = build_module("framescore-mobile")[1].eval()
     keys = set(model.state_dict())

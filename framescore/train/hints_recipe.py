@@ -29,7 +29,8 @@ above a badly damaged one, which ties the norms of different photos together.
 ``cross_skip`` leaves named faults out of that hint: a strongly tilted or badly framed copy
 of a fine scene is not plainly worse than another, duller photo taken straight.
 ``cross_weight`` weighs each such pair against a within-photo pair in the hinge's mean
-(1: plain mean over all pairs).
+(1: plain mean over all pairs). ``cross_on_paths=False`` keeps that hint to the whole
+encoding: each path's own terms then rank within a photo only.
 
 ``terms = triplet(c, l, h) + triplet(h, l, c) + λ · hinge``, ``loss = terms(Φ) +
 path_weight · (terms(Φ_deep) + terms(Φ_stats))``. AdamW with a linear warm-up then a
@@ -49,7 +50,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ class Recipe:
     cross_severity: float = 1.0       # < 1: also clean > other photos' damage ≥ this (hinge)
     cross_skip: str = ""              # "tilt,framing": faults left out of that cross-photo hint
     cross_weight: float = 1.0         # weight of each cross-photo pair against a within-photo one
+    cross_on_paths: bool = True       # False: the cross-photo hint on the whole encoding only
     fault_weights: str = ""           # "tilt=3,overexposure=2": sample those faults' groups more
     path_weight: float = 1.0          # weight of each path's own loss terms
     seed: int = 0
@@ -167,6 +169,21 @@ def group_losses(phi: torch.Tensor, s_low: torch.Tensor, s_high: torch.Tensor,
     total = worse + better + recipe.hinge_weight * hinge
     return {"loss": total, "triplet": worse + better, "hinge": hinge,
             "pair_acc": (d > 0).float().mean()}
+
+
+def batch_losses(deep: torch.Tensor, stat: torch.Tensor, s_low: torch.Tensor,
+                 s_high: torch.Tensor, recipe: Recipe, cross_ok: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The training loss of a batch from its two paths' encodings, each (3G, ·) ordered clean,
+    low, high: :func:`group_losses` on the whole encoding plus ``path_weight`` × the same on
+    each path alone (without the cross-photo hint unless ``cross_on_paths``)."""
+    terms = group_losses(torch.cat([deep, stat], dim=1), s_low, s_high, recipe, cross_ok)
+    if recipe.path_weight > 0:
+        own = recipe if recipe.cross_on_paths else replace(recipe, cross_severity=1.0)
+        for path in (deep, stat):
+            terms["loss"] = terms["loss"] + recipe.path_weight * group_losses(
+                path, s_low, s_high, own, cross_ok)["loss"]
+    return terms
 
 
 def build_model(recipe: Recipe, pretrained: bool = True) -> nn.Module:
@@ -319,14 +336,9 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
         ids = torch.from_numpy(groups)[pick].T.reshape(-1)    # clean..., low..., high...
         _frozen_eval(model)
         deep, stat = model.paths(feats["h"][ids].float(), feats["stats"][ids])
+        terms = batch_losses(deep, stat, s_low[pick].to(dev), s_high[pick].to(dev), recipe,
+                             crossable[pick].to(dev))
         phi = torch.cat([deep, stat], dim=1)
-        lo, hi = s_low[pick].to(dev), s_high[pick].to(dev)
-        ok = crossable[pick].to(dev)
-        terms = group_losses(phi, lo, hi, recipe, ok)
-        if recipe.path_weight > 0:
-            for path in (deep, stat):
-                terms["loss"] = terms["loss"] + recipe.path_weight * group_losses(
-                    path, lo, hi, recipe, ok)["loss"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
@@ -355,6 +367,15 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     return out / "weights.pt"
 
 
+def _yes_no(text: str) -> bool:
+    """A boolean option's value: true/false, yes/no, on/off or 1/0."""
+    value = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m framescore.train.hints_recipe",
                                 description=__doc__.split("\n\n")[0])
@@ -366,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
     p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     for name, field in Recipe.__dataclass_fields__.items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(field.default),
+        kind = _yes_no if isinstance(field.default, bool) else type(field.default)
+        p.add_argument("--" + name.replace("_", "-"), type=kind,
                        default=field.default, help=f"(default: {field.default})")
     args = p.parse_args(argv)
     recipe = Recipe(**{k: getattr(args, k) for k in Recipe.__dataclass_fields__})
