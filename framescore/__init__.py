@@ -19,7 +19,17 @@ does not pay for PyTorch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# PyTorch's OpenMP threads spin for about 300,000 iterations before they sleep. Beside another
+# busy process on a small CPU (a second framescore job, a training run) that spinning steals the
+# cores: the default model scored 18 images/s there instead of 65. A short spin costs nothing
+# on an idle CPU (bench/RESULTS.md). Set here, before PyTorch and its OpenMP runtime load; a
+# user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+SPIN_COUNT = "10000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,29 @@ def test_import_does_not_load_torch():
     assert out.stdout.strip() == "False"
 
 
+
+def _openmp_settings(env: dict[str, str]) -> str:
+    """What PyTorch's OpenMP runtime reports at start-up when framescore is imported first."""
+    code = "import framescore, torch; torch.ones(4).add(1)"
+    env = {k: v for k, v in env.items()} | {"OMP_DISPLAY_ENV": "verbose"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    return out.stderr
+
+
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise():
+    import os
+
+    from framescore import SPIN_COUNT
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    # the runtime's own default is 300000 spins; framescore's is short
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in _openmp_settings(env)
+    assert "GOMP_SPINCOUNT = '123'" in _openmp_settings(env | {"GOMP_SPINCOUNT": "123"})
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" not in _openmp_settings(
+        env | {"OMP_WAIT_POLICY": "ACTIVE"})
+
 def test_photo_jobs_from_python(tmp_path):
     import framescore
 
