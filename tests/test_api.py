@@ -15,13 +15,11 @@ def test_import_does_not_load_torch():
     assert out.stdout.strip() == "False"
 
 
-
 def _openmp_settings(env: dict[str, str]) -> str:
     """What PyTorch's OpenMP runtime reports at start-up when framescore is imported first."""
     code = "import framescore, torch; torch.ones(4).add(1)"
-    env = {k: v for k, v in env.items()} | {"OMP_DISPLAY_ENV": "verbose"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+                         check=True, env=env | {"OMP_DISPLAY_ENV": "verbose"})
     return out.stderr
 
 
@@ -37,6 +35,7 @@ def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise():
     assert "GOMP_SPINCOUNT = '123'" in _openmp_settings(env | {"GOMP_SPINCOUNT": "123"})
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" not in _openmp_settings(
         env | {"OMP_WAIT_POLICY": "ACTIVE"})
+
 
 def test_photo_jobs_from_python(tmp_path):
     import framescore
