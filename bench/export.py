@@ -29,6 +29,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+import framescore  # noqa: F401  (first: it sets the OpenMP spin users get, before torch)
+
+# isort: split
 import numpy as np
 import torch
 

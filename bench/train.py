@@ -20,6 +20,9 @@ import platform
 import time
 from datetime import date
 
+import framescore  # noqa: F401  (first: it sets the OpenMP spin users get, before torch)
+
+# isort: split
 import numpy as np
 import torch
 
