@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,8 +25,6 @@ def _openmp_settings(env: dict[str, str]) -> str:
 
 
 def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise():
-    import os
-
     from framescore import SPIN_COUNT
 
     env = {k: v for k, v in os.environ.items()
