@@ -297,8 +297,10 @@ def train(data: str | Path, out: str | Path, recipe: Recipe | None = None, *,
     feats = None
     if cache.is_file():
         feats = torch.load(cache, map_location=dev, weights_only=True)
-        if not isinstance(feats, dict) or len(feats.get("h", ())) != len(images):
-            feats = None
+        ok = (isinstance(feats, dict) and len(feats.get("h", ())) == len(images)
+              and getattr(feats.get("stats"), "shape", ())[1:] == (model.n_stats,))
+        if not ok:
+            feats = None    # another data folder's, or an older model's statistics
         else:
             log(f"feature cache {cache} reused")
     if feats is None:
