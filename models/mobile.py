@@ -5,13 +5,12 @@ made for mobile accelerators) with two paths into the encoding Φ = [Φ_deep ; �
 
 * **deep**: blocks 5-15, the 1280-channel head, global average pooling, linear → 128-D;
 * **statistics**: the per-channel mean and standard deviation of the stem and of each of
-  blocks 0-4 (176 channels, 1/2 to 1/8 resolution; 352 numbers) and ten measurements of the
-  input's luminance (:meth:`MobileEncoder.image_stats`: edge width, brightness, contrast,
-  clipping), standardized, then a small MLP (362 → 256 → 128). These low-level statistics
-  are in the spirit of the multi-level pooled features of Hosu et al. (MLSP, CVPR 2019); they
-  generalize to unseen photos far better than the deep features alone
-  (``bench/feature_probe.py``: as linear rankers fitted on the training photos, block 4's
-  statistics rank 93.5 % of the held-out tilt pairs, the 1280 pooled features 80 %).
+  blocks 0-4 (176 channels, 1/2 to 1/8 resolution; 352 numbers), standardized, then a small
+  MLP (352 → 256 → 128). These low-level statistics (edge orientation and contrast,
+  brightness, clipping, fine texture) are in the spirit of the multi-level pooled features of
+  Hosu et al. (MLSP, CVPR 2019); they generalize to unseen photos far better than the deep
+  features alone (``bench/feature_probe.py``: as linear rankers fitted on the training photos,
+  block 4's statistics rank 93.5 % of the held-out tilt pairs, the 1280 pooled features 80 %).
 
 As in AROD (Schwarz et al. 2018) an image's score is ‖Φ‖₂ = (‖Φ_deep‖² + ‖Φ_stats‖²)^½:
 better images lie farther from the origin.
@@ -45,9 +44,6 @@ STATS_DIM = 128
 DIM = DEEP_DIM + STATS_DIM
 TAP = 5          # blocks [0, TAP) feed the statistics path; the deep path runs [TAP, end)
 STATS_HIDDEN = 256
-N_IMAGE_STATS = 10   # MobileEncoder.image_stats
-# Rec. 601 luma of the normalized input: Y = Σ_c LUMA_c (x_c · 128 + 127) / 255, in [0, 1]
-_LUMA = (0.299, 0.587, 0.114)
 SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
                  view="warp")
 WEIGHTS = "mobile_aesthetic.pt"
@@ -107,7 +103,6 @@ class MobileEncoder(nn.Module):
         nn.init.zeros_(self.encode.bias)
         n_stats = 2 * (self.backbone._bn0.num_features +
                        sum(block._bn2.num_features for block in self.backbone._blocks[:TAP]))
-        n_stats += N_IMAGE_STATS
         self.stats = nn.Sequential(nn.BatchNorm1d(n_stats, affine=False),
                                    nn.Linear(n_stats, STATS_HIDDEN), nn.ReLU(),
                                    nn.Linear(STATS_HIDDEN, stats_dim))
@@ -127,52 +122,15 @@ class MobileEncoder(nn.Module):
         var = (h.square().mean(dim=(2, 3)) - mean.square()).clamp_min(0.0)
         return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
 
-    @staticmethod
-    def image_stats(x: torch.Tensor) -> torch.Tensor:
-        """Ten measurements of a normalized batch's luminance ``Y`` in [0, 1], ``(N, 10)``.
-
-        Edge width as the ``rules`` scorer reads it: ``G1``, the mean absolute central
-        difference over 2 px (``|Y[x+1] − Y[x−1]| / 2``), and ``G2``, the same over 4 px
-        (``/ 4``); a crisp edge has ``G1 / G2`` near 2, a blurred one near 1, whatever the
-        scene's contrast. Measured: log G1 and log G2 (both axes), log G1/G2 across and down
-        (motion blur has a direction), and log G1/G2 and log G1 at half resolution (wider
-        blur). Then brightness: mean and standard deviation of ``Y``, and the shares of pixels
-        below 0.02 and above 0.98 (crushed shadows, blown highlights). Logs of (G + 1e-3), so
-        a flat frame gives finite values. No weights; the statistics path standardizes them.
-        """
-        luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        y = ((x * 128.0 + 127.0) / 255.0 * luma).sum(dim=1, keepdim=True)   # (N, 1, H, W)
-
-        def grads(img: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            g1x = (img[..., 2:] - img[..., :-2]).abs().mean(dim=(1, 2, 3)) / 2
-            g1y = (img[..., 2:, :] - img[..., :-2, :]).abs().mean(dim=(1, 2, 3)) / 2
-            g2x = (img[..., 4:] - img[..., :-4]).abs().mean(dim=(1, 2, 3)) / 4
-            g2y = (img[..., 4:, :] - img[..., :-4, :]).abs().mean(dim=(1, 2, 3)) / 4
-            return g1x + 1e-3, g1y + 1e-3, g2x + 1e-3, g2y + 1e-3
-
-        g1x, g1y, g2x, g2y = grads(y)
-        g1, g2 = g1x + g1y, g2x + g2y
-        h1x, h1y, h2x, h2y = grads(nn.functional.avg_pool2d(y, 2))
-        h1, h2 = h1x + h1y, h2x + h2y
-        flat = y.flatten(1)
-        mean = flat.mean(dim=1)
-        std = (flat.square().mean(dim=1) - mean.square()).clamp_min(0.0).add(1e-6).sqrt()
-        dark = (flat < 0.02).to(x.dtype).mean(dim=1)
-        bright = (flat > 0.98).to(x.dtype).mean(dim=1)
-        return torch.stack([g1.log(), g2.log(), (g1x / g2x).log(), (g1y / g2y).log(),
-                            (h1 / h2).log(), h1.log(), mean, std, dark, bright], dim=1)
-
     def stem(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stem and blocks ``[0, TAP)`` of a normalized batch: block ``TAP - 1``'s output and
-        the statistics path's input ``(N, n_stats)``: the channel statistics of the stem and
-        of every one of those blocks, then :meth:`image_stats`."""
+        the channel statistics of the stem and of every one of those blocks ``(N, n_stats)``."""
         b = self.backbone
         h = b._swish(b._bn0(b._conv_stem(x)))
         stats = [self.channel_stats(h)]
         for block in b._blocks[:TAP]:
             h = block(h)
             stats.append(self.channel_stats(h))
-        stats.append(self.image_stats(x))
         return h, torch.cat(stats, dim=1)
 
     def paths(self, h: torch.Tensor, stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
