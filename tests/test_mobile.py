@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,7 +144,7 @@ def test_recipe_trains_checkpoints_and_resumes(tmp_path):
     feats["stats"] = feats["stats"][:, :-2]
     torch.save(feats, run / hints_recipe.FEATURE_CACHE)
     messages.clear()
-    hints_recipe.train(data, run, replace_steps(longer, 6), resume=True, log=messages.append)
+    hints_recipe.train(data, run, replace(longer, steps=6), resume=True, log=messages.append)
     assert not any("reused" in m for m in messages)
     feats = torch.load(run / hints_recipe.FEATURE_CACHE, weights_only=True)
     assert feats["stats"].shape[1] == module.n_stats
@@ -170,10 +171,6 @@ def test_shipped_weights_rank_clean_above_damaged():
     batch = np.stack([view(im, scorer.spec) for im in [clean, *damaged]])
     scores = scorer.score_batch(batch)["score"]
     assert np.all(scores[0] > scores[1:]), scores
-
-
-def replace_steps(recipe: hints_recipe.Recipe, steps: int) -> hints_recipe.Recipe:
-    return hints_recipe.Recipe(**{**recipe.__dict__, "steps": steps})
 
 
 def photo_paths_of(name: str):
