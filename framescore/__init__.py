@@ -3,10 +3,11 @@
 The Python API mirrors the command line::
 
     import framescore
-    result = framescore.keyframes("clip.mp4", top=5)        # score, smooth, pick peaks
+    result = framescore.keyframes("clip.mp4", top=5)        # shots, curve, selection
     framescore.write_keyframes(result, "clip.framescore")   # frames, CSV, JSON, plot
     scored = framescore.score_video("clip.mp4", model="rules", every=2)
-    smooth = framescore.smooth_curve(scored.scores, scored.times)
+    smooth = framescore.smooth_curve(scored.scores, scored.times)   # one curve, no shots
+    cuts = framescore.detect_boundaries("clip.mp4")        # cuts, fades, dissolves
     peaks = framescore.find_peaks(scored.times, smooth, scored.scores, top=3, min_gap=2.0)
     best = framescore.best_shot(["burst/"], top=1)
     ranking = framescore.rank("photos/", "photos.ranked")
@@ -38,6 +39,7 @@ _LAZY = {
     "score_video": "framescore.api", "best_shot": "framescore.api", "rank": "framescore.api",
     "crop": "framescore.api", "Smoothing": "framescore.curve",
     "find_peaks": "framescore.curve", "smooth_curve": "framescore.curve",
+    "smooth_shots": "framescore.curve", "detect_boundaries": "framescore.shots",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -31,15 +31,17 @@ def keyframes(path: str | Path, model: str | None = None, weights: str | None = 
               every: int | None = None, fps: float | None = None, top: int = 5,
               min_gap: float = 2.0, prominence: float = 0.02,
               smoothing: Smoothing = Smoothing(), device: str = "auto",
-              batch_size: int = 32) -> _kf.Result:
+              batch_size: int = 32, per_shot: bool = False) -> _kf.Result:
     """Score, smooth and pick the key-frames of a video; nothing is written.
 
     Without ``every`` or ``fps`` the model's default sampling applies (every frame for
-    ``rules``, 5 frames a second for learned models)."""
+    ``rules``, 5 frames a second for learned models). ``per_shot`` gives the best frame of
+    every shot instead of ``top`` frames."""
     sampling = None if every is None and fps is None else Sampling(every=every or 1, fps=fps)
     settings = _kf.Settings(model=model, weights=weights, device=device, batch_size=batch_size,
                             sampling=sampling, smoothing=smoothing,
-                            top=top, min_gap=min_gap, prominence=prominence)
+                            top=top, min_gap=min_gap, prominence=prominence,
+                            per_shot=per_shot)
     return _kf.analyze(path, settings)
 
 

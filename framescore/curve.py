@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
-from scipy.signal import find_peaks as _scipy_find_peaks
 
 Preset = Literal["rts", "arod", "none"]
 
@@ -58,6 +56,8 @@ def kalman_random_walk(values: np.ndarray, times: np.ndarray | None = None, q: f
         dts = np.diff(t, prepend=t[0])
         dts[0] = np.median(np.diff(t)) if n > 1 else 1.0
         dts = np.clip(dts, 1e-6, None)
+    from filterpy.kalman import KalmanFilter  # imported on use: it pulls in scipy.stats
+
     kf = KalmanFilter(dim_x=1, dim_z=1)
     kf.x = np.array([[z[0] if x0 is None else x0]])
     kf.P = np.array([[r if p0 is None else p0]])
@@ -107,6 +107,37 @@ def smooth_curve(raw: np.ndarray, times: np.ndarray | None = None,
     raise ValueError(f"unknown smoothing preset {settings.preset!r}")
 
 
+def smooth_shots(raw: np.ndarray, times: np.ndarray, shot: np.ndarray,
+                 settings: Smoothing = Smoothing()) -> np.ndarray:
+    """The smoothed curve with the smoother restarted at every shot boundary.
+
+    ``shot`` numbers each sample's shot (0 for samples inside a transition). The raw scores are
+    normalized over the whole video first, so shots stay comparable; each shot's stretch is then
+    smoothed on its own, so one shot's scores never bleed into the next. Samples in a
+    transition keep their normalized raw score.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    shot = np.asarray(shot)
+    x = normalize(raw, "minmax" if settings.preset == "arod" else settings.normalize)
+    out = x.copy()
+    for s in np.unique(shot[shot > 0]):
+        rows = np.flatnonzero(shot == s)
+        if settings.preset == "none" or rows.size < 2:
+            continue
+        if settings.preset == "arod":
+            # the authors' recipe on this stretch, kept on the video's scale
+            part = kalman_random_walk(x[rows], None, q=settings.q, r=settings.r, smooth=False,
+                                      x0=float(x[rows][0]), p0=float(x[rows][0]))
+            out[rows] = np.log1p(part) / np.log(2.0)
+        elif settings.preset == "rts":
+            out[rows] = kalman_random_walk(x[rows], times[rows], q=settings.q, r=settings.r,
+                                           smooth=True)
+        else:
+            raise ValueError(f"unknown smoothing preset {settings.preset!r}")
+    return out
+
+
 def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None = None,
                top: int = 5, min_gap: float = 2.0, prominence: float = 0.02,
                refine: float | None = None, eligible: np.ndarray | None = None) -> list[int]:
@@ -130,6 +161,8 @@ def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None =
     if not ok.any():
         ok = np.ones(s.size, dtype=bool)
     r = np.where(ok, r, -np.inf)
+    from scipy.signal import find_peaks as _scipy_find_peaks
+
     floor = float(np.min(s)) - 1.0
     padded = np.concatenate([[floor], s, [floor]])
     cand, _ = _scipy_find_peaks(padded, prominence=prominence)

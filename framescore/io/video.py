@@ -8,7 +8,7 @@ a stream are skipped and counted; a file with no decodable video frame is a :cla
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,10 +174,20 @@ def _frames(container, stream, stats: DecodeStats) -> Iterator[av.VideoFrame]:
         yield from frames
 
 
-def frame_time(frame: av.VideoFrame, fallback_index: int, fps: float) -> float:
-    """A frame's presentation time in seconds (pts x time_base; index / fps without pts)."""
+def stream_start(stream: av.VideoStream) -> float:
+    """The stream's start time in seconds (0 when the container does not say)."""
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
+def frame_time(frame: av.VideoFrame, fallback_index: int, fps: float,
+               start: float = 0.0) -> float:
+    """A frame's player time in seconds: pts x time_base minus the stream's ``start`` (what a
+    player shows; an MPEG-PS or TS file often starts at a pts other than 0), or index / fps
+    for a frame without pts."""
     if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base)
+        return float(frame.pts * frame.time_base) - start
     return fallback_index / fps if fps else float(fallback_index)
 
 
@@ -219,12 +229,16 @@ def to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None,
 
 def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
                 size: tuple[int, int] | None = None,
-                stats: DecodeStats | None = None) -> Iterator[Frame]:
+                stats: DecodeStats | None = None,
+                on_decoded: Callable[[int, float, av.VideoFrame], None] | None = None,
+                ) -> Iterator[Frame]:
     """Decode ``path`` and yield the sampled frames as RGB arrays in display orientation.
 
     ``size`` = (height, width) asks swscale to resize (the whole frame, aspect ignored);
     ``None`` keeps the full resolution. ``stats`` is filled in as frames are decoded.
-    Raises :class:`MediaError` when the file has no decodable video frame at all.
+    ``on_decoded(index, time, frame)`` sees every decoded frame, kept or not, in the decoding
+    thread (the shot detector reads its planes there). Times are player times (see
+    :func:`frame_time`). Raises :class:`MediaError` when the file has no decodable video frame.
     """
     path = Path(path)
     stats = stats if stats is not None else DecodeStats()
@@ -232,13 +246,16 @@ def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
         stream = _video_stream(container, path)
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
         stream_rot = _stream_rotation(stream)
+        start = stream_start(stream)
         next_time: float | None = None
         step = 1.0 / sampling.fps if sampling.fps else None
         convert = RGBConverter()
         for frame in _frames(container, stream, stats):
             index = stats.decoded
             stats.decoded += 1
-            t = frame_time(frame, index, fps)
+            t = frame_time(frame, index, fps, start)
+            if on_decoded is not None:
+                on_decoded(index, t, frame)
             if step is not None:
                 if next_time is not None and t < next_time - 1e-6:
                     continue
@@ -271,16 +288,18 @@ def grab_frames(path: str | Path, wanted: dict[int, float]) -> dict[int, np.ndar
         stream = _video_stream(container, path)
         stream_rot = _stream_rotation(stream)
         tb = stream.time_base
+        start = stream_start(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         tolerance = 0.5 / rate
         for index, t in sorted(wanted.items(), key=lambda kv: kv[1]):
             if tb is None:
                 break
             try:
-                container.seek(int(t / tb), stream=stream, backward=True, any_frame=False)
+                container.seek(int((t + start) / tb), stream=stream, backward=True,
+                               any_frame=False)
                 stats = DecodeStats()
                 for frame in _frames(container, stream, stats):
-                    ft = frame_time(frame, 0, rate)
+                    ft = frame_time(frame, 0, rate, start)
                     if abs(ft - t) <= tolerance:
                         out[index] = to_rgb(frame, None, _snap(frame.rotation) or stream_rot)
                         break

@@ -1,0 +1,163 @@
+"""Choosing key-frames that cover the video: every shot first, then diversity.
+
+The rule (also in README):
+
+1. **One per shot, best shots first.** Each shot's best moment is the highest point of its
+   smoothed curve, moved to the best *raw* frame within ``refine`` seconds (so a blurred frame
+   next to a sharp one gives way). Shots are taken in the order of those frames' smoothed
+   scores. A shot whose best frame stands in the lower half (``SHOT_FLOOR``) of the range
+   from the video's worst usable frame to its best (a shaky, dark or blurred shot) gets no
+   pick of its own: its frames compete in step 2 like
+   any other, so two good frames of a good shot beat the best frame of a bad one. A shot's
+   best that is a near-duplicate of a frame already taken also waits for step 2.
+2. **Then the most useful extra frame, one at a time** (maximal marginal relevance): among the
+   frames left, the one with the highest ``quality − λ · similarity`` to what was already
+   taken, where similarity averages how alike two frames look (correlation of their
+   thumbnails) and, within a shot, how close in time they are (1 at the same time, 0 a whole
+   shot apart). Peaks of the smoothed curve (with ``prominence``) are offered first; when they
+   run out, any frame.
+3. Never a frame inside a transition or a flat (black, white, one-colour) frame; never two
+   frames of one shot closer than ``min_gap`` seconds; never a near-duplicate of a frame already
+   taken (most of the thumbnail unchanged). So ``top`` frames come out whenever the video has
+   that many such frames; fewer only when it has not, and then :attr:`Selection.reason` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# a frame is a near-duplicate of another when fewer than DUP_CHANGED of its thumbnail cells
+# differ by more than DUP_DELTA in luminance (0..1) and the pictures correlate at DUP_CORR
+DUP_DELTA, DUP_CHANGED, DUP_CORR = 0.06, 0.02, 0.95
+LAMBDA = 0.5
+SHOT_FLOOR = 0.5
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What selection reads, one row per scored frame (all arrays of the same length)."""
+
+    times: np.ndarray        # seconds
+    raw: np.ndarray          # the model's scores
+    smoothed: np.ndarray     # the per-shot smoothed curve (0..1 over the video)
+    shot: np.ndarray         # shot number (1..), 0 for frames in a transition
+    eligible: np.ndarray     # bool: may be a key-frame at all
+    thumbs: np.ndarray       # (N, D) luminance thumbnails in 0..1, for duplicates and diversity
+
+
+@dataclass
+class Selection:
+    picks: list[int]                     # rows, best first
+    reason: str | None = None            # why fewer than asked, when fewer
+    shot_best: dict[int, int] = field(default_factory=dict)   # shot → row of its best frame
+
+
+def shot_bests(c: Candidates, refine: float) -> dict[int, int]:
+    """Each shot's best frame (row): the top of its smoothed curve, moved to the best raw
+    frame within ``refine`` seconds."""
+    out: dict[int, int] = {}
+    for s in np.unique(c.shot[c.shot > 0]):
+        rows = np.flatnonzero((c.shot == s) & c.eligible)
+        if rows.size == 0:
+            continue
+        top = rows[int(np.argmax(c.smoothed[rows]))]
+        out[int(s)] = _refine(c, top, rows, refine)
+    return out
+
+
+def _refine(c: Candidates, row: int, rows: np.ndarray, refine: float) -> int:
+    near = rows[np.abs(c.times[rows] - c.times[row]) <= refine + 1e-9]
+    return int(near[int(np.argmax(c.raw[near]))]) if near.size else int(row)
+
+
+def _unit(thumbs: np.ndarray) -> np.ndarray:
+    x = thumbs - thumbs.mean(axis=1, keepdims=True)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.where(n > 1e-6, x / np.maximum(n, 1e-12), 0.0)
+
+
+def near_duplicates(thumbs: np.ndarray, unit: np.ndarray, row: int,
+                    rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` look the same as ``row`` (bool array)."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
+    changed = np.mean(np.abs(thumbs[rows] - thumbs[row]) > DUP_DELTA, axis=1)
+    corr = unit[rows] @ unit[row]
+    return (changed < DUP_CHANGED) & (corr >= DUP_CORR)
+
+
+def select(c: Candidates, top: int | None, min_gap: float, prominence: float = 0.02,
+           refine: float | None = None, per_shot: bool = False) -> Selection:
+    """Key-frame rows, best first (see the module docstring). ``top=None`` with ``per_shot``
+    gives every shot's best frame."""
+    n = len(c.times)
+    refine = min(min_gap / 4.0, 0.5) if refine is None else refine
+    bests = shot_bests(c, refine)
+    if n == 0 or not bests:
+        return Selection([], "the video has no frame outside transitions and flat frames",
+                         bests)
+    unit = _unit(c.thumbs)
+    order = sorted(bests.values(), key=lambda r: (-c.smoothed[r], c.times[r]))
+    if per_shot:
+        picks = order if top is None else order[:top]
+        return Selection(picks, None, bests)
+    assert top is not None
+    picks: list[int] = []
+    # a frame is "free" while it keeps the gap within its shot and is no near-duplicate
+    free = c.eligible & (c.shot > 0)
+    shot_len = {s: max(float(np.ptp(c.times[c.shot == s])), 1e-6) for s in bests}
+
+    def take(row: int) -> None:
+        picks.append(row)
+        same = c.shot == c.shot[row]
+        free[same & (np.abs(c.times - c.times[row]) < min_gap)] = False
+        free[row] = False
+        rest = np.flatnonzero(free)
+        free[rest[near_duplicates(c.thumbs, unit, row, rest)]] = False
+
+    usable = c.smoothed[c.eligible & (c.shot > 0)]
+    low = float(usable.min())
+    floor = low + SHOT_FLOOR * (float(c.smoothed[order[0]]) - low)
+    for row in order:
+        if len(picks) == top:
+            break
+        if free[row] and c.smoothed[row] >= floor:
+            take(row)
+    peaks = _peak_rows(c, prominence)
+    while len(picks) < top:
+        pool = peaks[free[peaks]]
+        if pool.size == 0:
+            pool = np.flatnonzero(free)
+        if pool.size == 0:
+            break
+        sim = np.zeros(pool.size)
+        for p in picks:
+            visual = np.clip(unit[pool] @ unit[p], 0.0, 1.0)
+            same = c.shot[pool] == c.shot[p]
+            closeness = np.where(same, 1.0 - np.abs(c.times[pool] - c.times[p])
+                                 / shot_len[int(c.shot[p])], 0.0)
+            sim = np.maximum(sim, 0.5 * visual + 0.5 * np.clip(closeness, 0.0, 1.0))
+        row = int(pool[int(np.argmax(c.smoothed[pool] - LAMBDA * sim))])
+        rows = np.flatnonzero(free & (c.shot == c.shot[row]))
+        take(_refine(c, row, rows, refine))
+    reason = None
+    if len(picks) < top:
+        reason = (f"only {len(picks)} frame(s) qualify: outside transitions and flat frames, "
+                  f"at least {min_gap:g} s apart within a shot, and no two near-duplicates")
+    return Selection(picks, reason, bests)
+
+
+def _peak_rows(c: Candidates, prominence: float) -> np.ndarray:
+    """Rows at local maxima of each shot's smoothed curve with at least ``prominence``."""
+    from scipy.signal import find_peaks
+
+    out: list[np.ndarray] = []
+    for s in np.unique(c.shot[c.shot > 0]):
+        rows = np.flatnonzero(c.shot == s)
+        y = c.smoothed[rows]
+        floor = float(y.min()) - 1.0
+        found, _ = find_peaks(np.concatenate([[floor], y, [floor]]), prominence=prominence)
+        out.append(rows[found - 1])
+    return np.concatenate(out) if out else np.zeros(0, dtype=int)

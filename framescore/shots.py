@@ -1,0 +1,421 @@
+"""Shot boundaries: hard cuts, fades and dissolves, found while the video decodes.
+
+Every decoded frame (not only the sampled ones) leaves a small signature, read straight from
+its planes in the decoding thread: a 24 x 32 luminance thumbnail (block means of a strided
+sample) and a joint histogram of luminance and chroma. Three detectors read the signatures:
+
+* **cut** — the change from the previous frame, ``d = ½(1 − corr) + ½·hist_distance``, is
+  large in absolute terms (``cut_min``) and ``cut_ratio`` times the median change of the frames
+  around it (an adaptive threshold: a shaky or busy shot changes a lot from frame to frame
+  everywhere, a cut only once);
+* **fade** — a run of flat frames (almost no contrast: black, white or one colour) together
+  with the ramps into and out of it, over which the picture keeps its structure and only its
+  contrast falls and rises;
+* **dissolve** — a stretch whose middle frame is a blend of the frames at its ends:
+  the least-squares fit ``mid ≈ a·first + b·last`` explains the middle frame well (R² ≥
+  ``blend_r2``), both weights are real (``0.15 ≤ a, b``) and neither end alone explains it,
+  while the two ends differ (their correlation is below ``dissolve_corr``). A pan or a zoom
+  changes as much, but its middle frame is not a blend of its ends.
+
+Boundaries closer than ``min_shot`` seconds to the previous one are merged into it, so a
+flash or a glitch does not make a one-frame shot. Memory is bounded: per frame, a few scalars;
+thumbnails only for the last couple of seconds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["cut", "fade", "dissolve"]
+
+ROWS, COLS = 24, 32
+_BINS_Y, _BINS_C = 8, 4
+# formats whose first three planes are 8-bit Y, U, V (any chroma subsampling)
+_PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                "yuv411p", "yuv410p", "yuv440p", "yuvj440p"}
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A transition between two shots, in decoded-frame indices and player seconds.
+
+    A cut has ``start == end`` = the first frame of the new shot. A fade or a dissolve covers
+    frames ``start..end`` (inclusive), which belong to neither shot.
+    """
+
+    kind: Kind
+    start: int
+    end: int
+    start_time: float
+    end_time: float
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "start": self.start, "end": self.end,
+                "start_time": round(self.start_time, 6), "end_time": round(self.end_time, 6)}
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A stretch of the video between two boundaries (frames ``start..end`` inclusive)."""
+
+    number: int
+    start: int
+    end: int
+    start_time: float
+    end_time: float
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end_time - self.start_time)
+
+
+@dataclass(frozen=True)
+class ShotSettings:
+    cut_min: float = 0.28
+    cut_ratio: float = 3.0
+    window: int = 4           # frames each side for the adaptive median
+    flat_std: float = 0.025   # a frame with a luminance spread below this is flat
+    fade_max: float = 3.0     # seconds a ramp into or out of a flat run may last
+    blend_spans: tuple[float, ...] = (0.4, 0.8, 1.2, 1.6)   # seconds between a dissolve's ends
+    blend_r2: float = 0.9
+    dissolve_corr: float = 0.6
+    min_shot: float = 0.5     # seconds; closer boundaries merge
+
+
+def frame_signature(frame: object) -> tuple[np.ndarray, np.ndarray]:
+    """(thumbnail, histogram) of an ``av.VideoFrame``: a ``(ROWS * COLS,)`` float32 luminance
+    thumbnail in [0, 1] and a normalized joint histogram (Y, U, V bins), read from the frame's
+    own planes when they are 8-bit YUV (no colour conversion), else from a small RGB copy."""
+    fmt = frame.format.name  # type: ignore[attr-defined]
+    if fmt in _PLANAR_8BIT or fmt in ("gray", "nv12"):
+        planes = frame.planes  # type: ignore[attr-defined]
+        y = _plane(planes[0], frame.height, frame.width)  # type: ignore[attr-defined]
+        if fmt == "gray":
+            u = v = np.full((2, 2), 128, np.uint8)
+        elif fmt == "nv12":
+            uv = _plane(planes[1], (frame.height + 1) // 2, 2 * ((frame.width + 1) // 2))
+            u, v = uv[:, 0::2], uv[:, 1::2]
+        else:
+            ch, cw = planes[1].height, planes[1].width
+            u, v = _plane(planes[1], ch, cw), _plane(planes[2], ch, cw)
+    else:
+        rgb = frame.reformat(width=4 * COLS, height=4 * ROWS, format="rgb24").to_ndarray()  # type: ignore[attr-defined]
+        return image_signature(rgb)
+    return _signature(y, u, v)
+
+
+def image_signature(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same signature from an RGB uint8 image (BT.601 luma and chroma)."""
+    f = rgb.astype(np.float32)
+    y = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    u = 128 + (f[..., 2] - y) * 0.564
+    v = 128 + (f[..., 0] - y) * 0.713
+    return _signature(y, u, v)
+
+
+def _plane(plane: object, height: int, width: int) -> np.ndarray:
+    line = plane.line_size  # type: ignore[attr-defined]
+    buf = np.frombuffer(plane, dtype=np.uint8)  # type: ignore[call-overload]
+    rows = min(height, buf.size // line)
+    return buf[: rows * line].reshape(rows, line)[:, :width]
+
+
+def _sample(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Block means of a strided sample: about 3 x 3 samples per block, float32."""
+    h, w = plane.shape
+    sy, sx = max(1, h // (3 * rows)), max(1, w // (3 * cols))
+    s = plane[::sy, ::sx].astype(np.float32)
+    ys = np.linspace(0, s.shape[0], rows + 1).astype(int)
+    xs = np.linspace(0, s.shape[1], cols + 1).astype(int)
+    if s.shape[0] < rows or s.shape[1] < cols:  # tiny frames: repeat pixels
+        s = s[np.arange(rows) * s.shape[0] // rows][:, np.arange(cols) * s.shape[1] // cols]
+        return s
+    sums = np.add.reduceat(np.add.reduceat(s, ys[:-1], axis=0), xs[:-1], axis=1)
+    return sums / np.outer(np.diff(ys), np.diff(xs))
+
+
+def _signature(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ty = _sample(y, ROWS, COLS) / 255.0
+    tu = _sample(u, ROWS // 2, COLS // 2) / 255.0
+    tv = _sample(v, ROWS // 2, COLS // 2) / 255.0
+    # joint Y/U/V histogram of the thumbnail cells (chroma cells repeated to luma's grid)
+    uy = np.repeat(np.repeat(tu, 2, axis=0), 2, axis=1)[:ROWS, :COLS]
+    vy = np.repeat(np.repeat(tv, 2, axis=0), 2, axis=1)[:ROWS, :COLS]
+    iy = np.clip((ty * _BINS_Y).astype(int), 0, _BINS_Y - 1)
+    iu = np.clip((uy * _BINS_C).astype(int), 0, _BINS_C - 1)
+    iv = np.clip((vy * _BINS_C).astype(int), 0, _BINS_C - 1)
+    hist = np.bincount(((iy * _BINS_C + iu) * _BINS_C + iv).ravel(),
+                       minlength=_BINS_Y * _BINS_C * _BINS_C).astype(np.float32)
+    return ty.ravel().astype(np.float32), hist / hist.sum()
+
+
+def _unit(thumb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Zero-mean, unit-norm copy of a thumbnail and its standard deviation."""
+    c = thumb - thumb.mean()
+    sd = float(np.sqrt(np.mean(c * c)))
+    n = float(np.linalg.norm(c))
+    return (c / n if n > 1e-6 else np.zeros_like(c)), sd
+
+
+@dataclass
+class _Entry:
+    index: int
+    time: float
+    unit: np.ndarray
+    std: float
+
+
+@dataclass
+class ShotDetector:
+    """Feed it every decoded frame in order (:meth:`add_frame`, or :meth:`add_image`), then
+    call :meth:`boundaries`. Keeps scalars per frame and the last few seconds of thumbnails."""
+
+    settings: ShotSettings = field(default_factory=ShotSettings)
+    fps: float = 25.0
+    indices: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    change: list[float] = field(default_factory=list)    # d, the change from the previous frame
+    stds: list[float] = field(default_factory=list)
+    blends: list[int] = field(default_factory=list)   # positions of frames found to be blends
+    _recent: deque = field(default_factory=deque)
+    _prev_hist: np.ndarray | None = None
+
+    def add_frame(self, index: int, time: float, frame: object) -> None:
+        self._add(index, time, *frame_signature(frame))
+
+    def add_image(self, index: int, time: float, rgb: np.ndarray) -> None:
+        self._add(index, time, *image_signature(rgb))
+
+    def _add(self, index: int, time: float, thumb: np.ndarray, hist: np.ndarray) -> None:
+        unit, sd = _unit(thumb)
+        pos = len(self.indices)
+        if self._recent:
+            prev = self._recent[-1]
+            corr = float(unit @ prev.unit) if sd > 1e-3 and prev.std > 1e-3 else (
+                1.0 if abs(sd - prev.std) < 0.01 else 0.0)
+            hd = 0.5 * float(np.abs(hist - self._prev_hist).sum())
+            d = 0.5 * (1.0 - corr) + 0.5 * hd
+        else:
+            d = 0.0
+        self.indices.append(index)
+        self.times.append(time)
+        self.change.append(d)
+        self.stds.append(sd)
+        self._prev_hist = hist
+        entry = _Entry(index, time, unit, sd)
+        self._recent.append(entry)
+        horizon = max(self.settings.blend_spans) * 1.05
+        while len(self._recent) > 2 and time - self._recent[0].time > horizon:
+            self._recent.popleft()
+        self._check_blend(pos)
+
+    def _check_blend(self, pos: int) -> None:
+        """Is the frame half a span back a blend of the frames a whole span back and now?"""
+        s = self.settings
+        recent = self._recent
+        last = recent[-1]
+        if last.std < s.flat_std:
+            return
+        n = len(recent)
+        for span in s.blend_spans:
+            # the entry about `span` seconds back, and the one in the middle
+            k = _back(recent, last.time - span)
+            if k is None or n - 1 - k < 4:
+                continue
+            first = recent[k]
+            mid = recent[(k + n - 1) // 2]
+            if first.std < s.flat_std or mid.std < s.flat_std:
+                continue
+            if float(first.unit @ last.unit) >= s.dissolve_corr:
+                continue
+            if _is_blend(first.unit, last.unit, mid.unit, s.blend_r2):
+                self.blends.append(pos - (n - 1) + (k + n - 1) // 2)
+                return
+
+    def boundaries(self) -> list[Boundary]:
+        """The boundaries found so far, in time order."""
+        n = len(self.indices)
+        if n < 2:
+            return []
+        s = self.settings
+        spans: list[tuple[Kind, int, int]] = []   # (kind, first pos, last pos)
+        spans += [("fade", a, b) for a, b in self._fades()]
+        spans += [("dissolve", a, b) for a, b in self._dissolves()]
+        covered = np.zeros(n, dtype=bool)
+        for _, a, b in spans:
+            covered[a:b + 1] = True
+        d = np.asarray(self.change)
+        w = s.window
+        for i in range(1, n):
+            if covered[i] or covered[i - 1] or d[i] < s.cut_min:
+                continue
+            around = np.concatenate([d[max(1, i - w):i], d[i + 1:i + 1 + w]])
+            if around.size and d[i] < s.cut_ratio * float(np.median(around)):
+                continue
+            spans.append(("cut", i, i))
+        spans.sort(key=lambda x: (x[1], x[2]))
+        return self._to_boundaries(self._enforce_min_shot(spans))
+
+    def _fades(self) -> list[tuple[int, int]]:
+        """Runs of flat frames widened by the ramps of falling and rising contrast."""
+        s = self.settings
+        sd = np.asarray(self.stds)
+        t = np.asarray(self.times)
+        flat = sd < s.flat_std
+        out: list[tuple[int, int]] = []
+        i, n = 0, len(sd)
+        while i < n:
+            if not flat[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and flat[j + 1]:
+                j += 1
+            a = i
+            while a > 0 and sd[a - 1] >= sd[a] * 0.98 and t[i] - t[a - 1] <= s.fade_max \
+                    and not self._cut_at(a):
+                a -= 1
+            b = j
+            while b + 1 < n and sd[b + 1] >= sd[b] * 0.98 and t[b + 1] - t[j] <= s.fade_max \
+                    and not self._cut_at(b + 1):
+                b += 1
+            # the ramp ends where contrast stops rising: trim frames beyond the plateau
+            a = _trim_ramp(sd, a, i, -1)
+            b = _trim_ramp(sd, b, j, +1)
+            out.append((a, b))
+            i = j + 1
+        return out
+
+    def _dissolves(self) -> list[tuple[int, int]]:
+        """Runs of blended frames (gaps under ``gap`` seconds closed), widened by ``pad``
+        seconds each side: a blend's weights must both be ≥ 0.15, so the first and last few
+        frames of a dissolve are not found as blends themselves."""
+        t = self.times
+        n = len(t)
+        gap, pad = 0.3, 0.25
+        runs: list[tuple[int, int]] = []
+        for p in sorted(set(self.blends)):
+            if runs and t[p] - t[runs[-1][1]] <= gap:
+                runs[-1] = (runs[-1][0], p)
+            else:
+                runs.append((p, p))
+        out = []
+        for a0, b0 in runs:
+            a, b = a0, b0
+            while a > 0 and t[a0] - t[a - 1] <= pad and not self._cut_at(a):
+                a -= 1
+            while b + 1 < n and t[b + 1] - t[b0] <= pad and not self._cut_at(b + 1):
+                b += 1
+            out.append((a, b))
+        return out
+
+    def _cut_at(self, pos: int) -> bool:
+        return self.change[pos] >= self.settings.cut_min
+
+    def _enforce_min_shot(self, spans: list[tuple[Kind, int, int]]) -> list[tuple[Kind, int, int]]:
+        """Merge a boundary that starts within ``min_shot`` seconds of the last one into it
+        (two cuts: the first stays, e.g. into and out of a flash; with a gradual one: one span
+        covering both), and drop a cut within ``min_shot`` of the start."""
+        t = self.times
+        kept: list[tuple[Kind, int, int]] = []
+        for kind, a, b in spans:
+            if kept and (a <= kept[-1][2] or t[a] - t[kept[-1][2]] < self.settings.min_shot):
+                pk, pa, pb = kept[-1]
+                if kind != "cut" or pk != "cut":
+                    merged: Kind = pk if pk != "cut" else kind
+                    kept[-1] = (merged, min(pa, a), max(pb, b))
+                continue
+            if kind == "cut" and t[a] - t[0] < self.settings.min_shot:
+                continue
+            kept.append((kind, a, b))
+        return kept
+
+    def _to_boundaries(self, spans: Sequence[tuple[Kind, int, int]]) -> list[Boundary]:
+        idx, t = self.indices, self.times
+        return [Boundary(kind, idx[a], idx[b], t[a], t[b]) for kind, a, b in spans]
+
+    def shots(self) -> list[Shot]:
+        """The shots between the boundaries (at least one: the whole video)."""
+        return shots_between(self.boundaries(), self.indices, self.times)
+
+
+def shots_between(boundaries: Sequence[Boundary], indices: Sequence[int],
+                  times: Sequence[float]) -> list[Shot]:
+    """The stretches of frames ``indices`` (with ``times``) that no boundary covers."""
+    if not indices:
+        return []
+    pos = {int(i): k for k, i in enumerate(indices)}
+    out: list[Shot] = []
+    start = 0
+    for b in boundaries:
+        last = pos[b.start] - 1
+        if last >= start:
+            out.append(Shot(len(out) + 1, int(indices[start]), int(indices[last]),
+                            float(times[start]), float(times[last])))
+        start = pos[b.start] if b.kind == "cut" else pos[b.end] + 1
+    if start < len(indices):
+        out.append(Shot(len(out) + 1, int(indices[start]), int(indices[-1]),
+                        float(times[start]), float(times[-1])))
+    return out
+
+
+def _back(recent: deque, t: float) -> int | None:
+    """Position in ``recent`` of the last entry at or before time ``t``."""
+    if recent[0].time > t + 1e-9:
+        return None
+    k = 0
+    for j, e in enumerate(recent):
+        if e.time <= t + 1e-9:
+            k = j
+        else:
+            break
+    return k
+
+
+def _is_blend(a: np.ndarray, b: np.ndarray, m: np.ndarray, r2_min: float) -> bool:
+    """Does ``m`` ≈ x·a + y·b with both weights real, and better than either alone?
+    (all three zero-mean, unit-norm)."""
+    g = np.array([[a @ a, a @ b], [a @ b, b @ b]], dtype=np.float64)
+    rhs = np.array([a @ m, b @ m], dtype=np.float64)
+    try:
+        x, y = np.linalg.solve(g, rhs)
+    except np.linalg.LinAlgError:
+        return False
+    fit = x * a + y * b
+    r2 = 1.0 - float(np.sum((m - fit) ** 2)) / max(float(m @ m), 1e-12)
+    alone = max(float(a @ m), float(b @ m)) ** 2   # R² of the better end alone
+    return r2 >= r2_min and min(x, y) >= 0.15 and alone < r2 - 0.05
+
+
+def _trim_ramp(sd: np.ndarray, edge: int, core: int, step: int) -> int:
+    """Move a fade's outer edge back towards its flat core while contrast there has already
+    levelled off (within 3 % of the edge's), so the span ends where the ramp ends."""
+    while edge != core and abs(sd[edge - step] - sd[edge]) <= 0.03 * max(sd[edge], 1e-6):
+        edge -= step
+    return edge
+
+
+def detect_boundaries(path: str | Path, settings: ShotSettings | None = None) -> list[Boundary]:
+    """Decode ``path`` and return its shot boundaries (a pass of its own, nothing scored)."""
+    from framescore.io.video import Sampling, iter_frames, probe
+
+    info = probe(path)
+    det = ShotDetector(settings or ShotSettings(), fps=info.fps or 25.0)
+    # keep no frame: every one still goes through on_decoded
+    for _ in iter_frames(path, Sampling(every=1 << 30), size=(16, 16),
+                         on_decoded=det.add_frame):
+        pass
+    return det.boundaries()
+
+
+def image_thumbs(images: np.ndarray) -> np.ndarray:
+    """``(N, ROWS * COLS)`` float32 luminance thumbnails in [0, 1] of RGB uint8 images
+    ``(N, H, W, 3)`` (the key-frames job keeps one per scored frame, for near-duplicates)."""
+    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.stack([_sample(y, ROWS, COLS).ravel() / 255.0 for y in luma]).astype(np.float32)
