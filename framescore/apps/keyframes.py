@@ -76,6 +76,7 @@ class Result:
     boundaries: list[Boundary] = field(default_factory=list)
     shot_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # per sample
     selection: Selection | None = None
+    candidates: Candidates | None = None
     out_dir: Path | None = None
     extras: dict = field(default_factory=dict)
 
@@ -183,7 +184,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     return Result(info=info, model=scorer.name, scored=scored, smoothed=smoothed,
                   keyframes=keyframes, stats=stats, settings=settings,
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
-                  shot_of=shot_of, selection=selection,
+                  shot_of=shot_of, selection=selection, candidates=candidates,
                   extras={"peaks": selection.picks, "transition": in_transition})
 
 

@@ -30,9 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "frame for rules, 5 a second for learned models)")
     c = p.add_argument_group("curve and peaks")
     c.add_argument("--top", type=positive_int, default=5, metavar="K",
-                   help="how many key-frames (default: 5)")
+                   help="how many key-frames (default: 5): each shot's best first, best shots "
+                        "first, then the most different good frames; exactly K unless the "
+                        "video lacks them (the reason is printed)")
+    c.add_argument("--per-shot", action="store_true",
+                   help="the best frame of every shot instead (--top is ignored)")
     c.add_argument("--min-gap", type=non_negative_float, default=2.0, metavar="S",
-                   help="seconds between two key-frames at least (default: 2)")
+                   help="seconds between two key-frames of the same shot at least "
+                        "(default: 2)")
     c.add_argument("--prominence", type=non_negative_float, default=0.02,
                    help="how far a peak must stand above its surroundings, on the 0..1 "
                         "curve (default: 0.02)")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                            sampling=None if args.every is None and args.fps is None
                            else Sampling(every=args.every or 1, fps=args.fps),
                            smoothing=smoothing, top=args.top, min_gap=args.min_gap,
-                           prominence=args.prominence)
+                           prominence=args.prominence, per_shot=args.per_shot)
     out = Path(args.out) if args.out else kf.default_out_dir(args.video)
     check_free(out, args.force)
     with progress_bar("scoring", enabled=not (args.quiet or args.json)) as (start, advance):
@@ -85,15 +90,20 @@ def print_table(result) -> None:
     console = Console()
     st = result.stats
     fps = len(result.scored) / result.elapsed if result.elapsed > 0 else 0.0
-    table = Table(title=f"{result.info.path.name}: {len(result.keyframes)} key-frames "
-                        f"({result.model}, {len(result.scored)} frames scored, {fps:.0f} frames/s)")
-    for col in ("rank", "time", "frame", "score", "smoothed", "file"):
+    table = Table(title=f"{result.info.path.name}: {len(result.keyframes)} key-frames from "
+                        f"{len(result.shots)} shots ({result.model}, {len(result.scored)} "
+                        f"frames scored, {fps:.0f} frames/s)")
+    for col in ("rank", "time", "shot", "frame", "score", "smoothed", "file"):
         table.add_column(col, justify="right" if col != "file" else "left")
     for k in result.keyframes:
         m, s = divmod(k.time, 60)
-        table.add_row(str(k.rank), f"{int(m)}:{s:06.3f}", str(k.index), f"{k.raw:.4g}",
-                      f"{k.smoothed:.3f}", k.file or "")
+        table.add_row(str(k.rank), f"{int(m)}:{s:06.3f}", str(k.shot), str(k.index),
+                      f"{k.raw:.4g}", f"{k.smoothed:.3f}", k.file or "")
     console.print(table)
+    if result.selection is not None and result.selection.reason:
+        console.print(f"[yellow]note:[/] {result.settings.top} asked for, "
+                      f"{len(result.keyframes)} given: {result.selection.reason}")
     if st.skipped_packets:
         console.print(f"[yellow]warning:[/] {st.skipped_packets} corrupt packet(s) skipped")
-    console.print(f"written to {result.out_dir}/ (scores.csv, keyframes.json, curve.png)")
+    console.print(f"written to {result.out_dir}/ (scores.csv, shots.csv, keyframes.json, "
+                  "curve.png)")

@@ -187,7 +187,7 @@ def frame_time(frame: av.VideoFrame, fallback_index: int, fps: float,
     player shows; an MPEG-PS or TS file often starts at a pts other than 0), or index / fps
     for a frame without pts."""
     if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base) - start
+        return round(float(frame.pts * frame.time_base) - start, 9)
     return fallback_index / fps if fps else float(fallback_index)
 
 
