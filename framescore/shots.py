@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -126,18 +127,28 @@ def _plane(plane: object, height: int, width: int) -> np.ndarray:
     return buf[: rows * line].reshape(rows, line)[:, :width]
 
 
+@lru_cache(maxsize=32)
+def _grid(h: int, w: int, rows: int, cols: int) -> tuple[int, int, np.ndarray, np.ndarray,
+                                                         np.ndarray]:
+    """Strides and block edges for :func:`_sample` on an ``h`` x ``w`` plane (cached: a video's
+    frames all have the same size)."""
+    sy, sx = max(1, h // (3 * rows)), max(1, w // (3 * cols))
+    ny, nx = -(-h // sy), -(-w // sx)
+    ys = np.linspace(0, ny, rows + 1).astype(int)
+    xs = np.linspace(0, nx, cols + 1).astype(int)
+    area = np.outer(np.diff(ys), np.diff(xs)).astype(np.float32)
+    return sy, sx, ys[:-1], xs[:-1], area
+
+
 def _sample(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Block means of a strided sample: about 3 x 3 samples per block, float32."""
     h, w = plane.shape
-    sy, sx = max(1, h // (3 * rows)), max(1, w // (3 * cols))
+    if h < rows or w < cols:  # tiny frames: repeat pixels
+        s = plane.astype(np.float32)
+        return s[np.arange(rows) * h // rows][:, np.arange(cols) * w // cols]
+    sy, sx, ys, xs, area = _grid(h, w, rows, cols)
     s = plane[::sy, ::sx].astype(np.float32)
-    ys = np.linspace(0, s.shape[0], rows + 1).astype(int)
-    xs = np.linspace(0, s.shape[1], cols + 1).astype(int)
-    if s.shape[0] < rows or s.shape[1] < cols:  # tiny frames: repeat pixels
-        s = s[np.arange(rows) * s.shape[0] // rows][:, np.arange(cols) * s.shape[1] // cols]
-        return s
-    sums = np.add.reduceat(np.add.reduceat(s, ys[:-1], axis=0), xs[:-1], axis=1)
-    return sums / np.outer(np.diff(ys), np.diff(xs))
+    return np.add.reduceat(np.add.reduceat(s, ys, axis=0), xs, axis=1) / area
 
 
 def _signature(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,8 +236,8 @@ class ShotDetector:
         n = len(recent)
         for span in s.blend_spans:
             # the entry about `span` seconds back, and the one in the middle
-            k = _back(recent, last.time - span)
-            if k is None or n - 1 - k < 4:
+            k = n - 1 - round(span * self.fps)
+            if k < 0 or n - 1 - k < 4:
                 continue
             first = recent[k]
             mid = recent[(k + n - 1) // 2]
@@ -365,31 +376,18 @@ def shots_between(boundaries: Sequence[Boundary], indices: Sequence[int],
     return out
 
 
-def _back(recent: deque, t: float) -> int | None:
-    """Position in ``recent`` of the last entry at or before time ``t``."""
-    if recent[0].time > t + 1e-9:
-        return None
-    k = 0
-    for j, e in enumerate(recent):
-        if e.time <= t + 1e-9:
-            k = j
-        else:
-            break
-    return k
-
-
 def _is_blend(a: np.ndarray, b: np.ndarray, m: np.ndarray, r2_min: float) -> bool:
     """Does ``m`` ≈ x·a + y·b with both weights real, and better than either alone?
     (all three zero-mean, unit-norm)."""
-    g = np.array([[a @ a, a @ b], [a @ b, b @ b]], dtype=np.float64)
-    rhs = np.array([a @ m, b @ m], dtype=np.float64)
-    try:
-        x, y = np.linalg.solve(g, rhs)
-    except np.linalg.LinAlgError:
+    # the 2 x 2 normal equations solved in closed form (no LAPACK call per frame: its thread
+    # pool would spin on the cores the decoder needs); |a| = |b| = |m| = 1
+    ab, am, bm = float(np.dot(a, b)), float(np.dot(a, m)), float(np.dot(b, m))
+    det = 1.0 - ab * ab
+    if det < 1e-6:
         return False
-    fit = x * a + y * b
-    r2 = 1.0 - float(np.sum((m - fit) ** 2)) / max(float(m @ m), 1e-12)
-    alone = max(float(a @ m), float(b @ m)) ** 2   # R² of the better end alone
+    x, y = (am - ab * bm) / det, (bm - ab * am) / det
+    r2 = x * am + y * bm          # explained share of |m|² = 1 for a least-squares fit
+    alone = max(am, bm) ** 2      # R² of the better end alone
     return r2 >= r2_min and min(x, y) >= 0.15 and alone < r2 - 0.05
 
 
@@ -417,5 +415,6 @@ def detect_boundaries(path: str | Path, settings: ShotSettings | None = None) ->
 def image_thumbs(images: np.ndarray) -> np.ndarray:
     """``(N, ROWS * COLS)`` float32 luminance thumbnails in [0, 1] of RGB uint8 images
     ``(N, H, W, 3)`` (the key-frames job keeps one per scored frame, for near-duplicates)."""
-    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    f = images.astype(np.float32)
+    luma = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
     return np.stack([_sample(y, ROWS, COLS).ravel() / 255.0 for y in luma]).astype(np.float32)
