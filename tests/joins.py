@@ -227,10 +227,9 @@ def group(kind: str) -> str:
     return "hard" if kind == "cut" else "gradual"
 
 
-def match_boundaries(truth: Sequence, found: Sequence, fps: float = 25.0,
-                     cut_frames: int = 2, gradual_pad_s: float = 0.25
-                     ) -> dict[str, MatchCounts]:
-    """Pair detected boundaries with true ones, one to one, and count per group.
+def match_pairs(truth: Sequence, found: Sequence, fps: float = 25.0, cut_frames: int = 2,
+                gradual_pad_s: float = 0.25) -> list[tuple[int, int]]:
+    """The one-to-one pairing ``(truth index, found index)`` that ``match_boundaries`` counts.
 
     Both sequences hold objects with ``kind``, ``start_time`` and ``end_time`` (seconds). A
     report matches a true cut when its span comes within ``cut_frames`` frames of the cut's
@@ -238,6 +237,8 @@ def match_boundaries(truth: Sequence, found: Sequence, fps: float = 25.0,
     by ``gradual_pad_s`` on each side. Among all one-to-one pairings the largest is taken
     (then the one whose pairs lie closest), so a report is never counted twice.
     """
+    if not len(truth) or not len(found):
+        return []
     big = 1e9
     cost = np.full((len(truth), len(found)), big)
     for i, t in enumerate(truth):
@@ -252,19 +253,24 @@ def match_boundaries(truth: Sequence, found: Sequence, fps: float = 25.0,
             if gap <= tol:
                 centre = abs((lo + hi) - (f.start_time + f.end_time)) / 2
                 cost[i, j] = gap + 1e-3 * centre
+    rows, cols = linear_sum_assignment(cost)
+    return sorted((int(i), int(j)) for i, j in zip(rows, cols, strict=True) if cost[i, j] < big)
+
+
+def match_boundaries(truth: Sequence, found: Sequence, fps: float = 25.0,
+                     cut_frames: int = 2, gradual_pad_s: float = 0.25
+                     ) -> dict[str, MatchCounts]:
+    """Pair detected boundaries with true ones (``match_pairs``) and count per group,
+    ``{"hard": MatchCounts, "gradual": MatchCounts}``."""
+    pairs = match_pairs(truth, found, fps, cut_frames, gradual_pad_s)
     counts = {"hard": MatchCounts(), "gradual": MatchCounts()}
-    matched_t: set[int] = set()
-    matched_f: set[int] = set()
-    if len(truth) and len(found):
-        rows, cols = linear_sum_assignment(cost)
-        for i, j in zip(rows, cols, strict=True):
-            if cost[i, j] < big:
-                matched_t.add(int(i))
-                matched_f.add(int(j))
-                tg, fg = group(truth[i].kind), group(found[j].kind)
-                counts[tg].tp += 1
-                counts[fg].hits += 1
-                counts[tg].kind_right += tg == fg
+    for i, j in pairs:
+        tg, fg = group(truth[i].kind), group(found[j].kind)
+        counts[tg].tp += 1
+        counts[fg].hits += 1
+        counts[tg].kind_right += tg == fg
+    matched_t = {i for i, _ in pairs}
+    matched_f = {j for _, j in pairs}
     for i, t in enumerate(truth):
         if i not in matched_t:
             counts[group(t.kind)].fn += 1
