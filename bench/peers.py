@@ -24,6 +24,8 @@ What is measured, always on the clip's own decoded frames (not the tools' JPEGs)
   PySceneDetect's AdaptiveDetector finds;
 * near-duplicate pairs — pairs of picks whose 32 x 32 grey thumbnails (area-averaged) have a
   Pearson correlation >= 0.9;
+* closest picks — the shortest time between two picks (a static camera makes most frames
+  near-duplicates by the rule above, so this shows picks bunched in time);
 * sharpness — variance of the Laplacian (cv2, 3 x 3) of the full-resolution grey frame;
   the table gives the picks' mean over the median of all the clip's frames (1.00 = a typical
   frame of this clip);
@@ -234,8 +236,10 @@ def main(argv: list[str] | None = None) -> None:
                 covered = {k for k, (s, e) in enumerate(shots) for p in picks if s <= p < e}
                 ratio = (float(np.mean(frames.sharpness[picks])) / median
                          if picks and median > 0 else float("nan"))
+                when = np.sort(frames.times[picks]) if picks else np.zeros(0)
+                closest = float(np.diff(when).min()) if len(when) > 1 else float("nan")
                 rows.append((name, tool, len(picks), f"{len(covered)}/{len(shots)}",
-                             near_duplicates(frames, picks), ratio, wall,
+                             near_duplicates(frames, picks), closest, ratio, wall,
                              ", ".join(str(p) for p in sorted(picks))))
                 print(f"  {name:24s} {tool:30s} {wall:6.1f} s", file=sys.stderr, flush=True)
 
@@ -243,11 +247,13 @@ def main(argv: list[str] | None = None) -> None:
           " variance of the Laplacian on the full-resolution grey frame, picks' mean / the"
           " clip's median frame. FFmpeg: thumbnail=ceil(frames/5), one pick per fifth.\n")
     print("\n".join(notes) + "\n")
-    print("| clip | tool | picks | shots covered | near-dup pairs | sharpness vs median | "
-          "wall (s) | picked frames |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, tool, n, cov, dup, ratio, wall, picked in rows:
-        print(f"| {name} | {tool} | {n} | {cov} | {dup} | {ratio:.2f} | {wall:.1f} | {picked} |")
+    print("| clip | tool | picks | shots covered | near-dup pairs | closest picks (s) | "
+          "sharpness vs median | wall (s) | picked frames |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, tool, n, cov, dup, closest, ratio, wall, picked in rows:
+        gap = "—" if math.isnan(closest) else f"{closest:.1f}"
+        print(f"| {name} | {tool} | {n} | {cov} | {dup} | {gap} | {ratio:.2f} | {wall:.1f} "
+              f"| {picked} |")
 
 
 if __name__ == "__main__":
