@@ -16,8 +16,8 @@ The rule (also in README):
    ``τ = max(min_gap, usable duration / (2 · top))`` (in one long static shot every frame
    looks alike, so time is what tells moments apart); across shots it is half the
    correlation of the two frames' thumbnails (a shot that looks like one already taken is
-   worth less). Peaks of the smoothed curve (with ``prominence``) are offered first; when they
-   run out, any frame.
+   worth less). Peaks of the smoothed curve (with ``prominence``) within the stretches still
+   free are offered first; when none of them fits, any frame.
 3. Never a frame inside a transition or a flat (black, white, one-colour) frame; never two
    frames of one shot closer than ``min_gap`` seconds; never a near-duplicate of a frame already
    taken (most of the thumbnail unchanged). So ``top`` frames come out whenever the video has
@@ -157,10 +157,9 @@ def select(c: Candidates, top: int | None, min_gap: float, prominence: float = 0
         row = first_feasible(rows[np.argsort(-c.smoothed[rows], kind="stable")])
         if row is not None:
             take(row)
-    peaks = _peak_rows(c, prominence)
     while len(picks) < top:
         chosen, fallback = None, None
-        for pool in (peaks[free[peaks]], np.flatnonzero(free)):
+        for pool in (_peak_rows(c, prominence, free), np.flatnonzero(free)):
             if pool.size == 0:
                 continue
             value = c.smoothed[pool] - LAMBDA * _similarity(c, unit, pool, picks, tau)
@@ -205,15 +204,21 @@ def _capacity(c: Candidates, free: np.ndarray, min_gap: float) -> int:
     return total
 
 
-def _peak_rows(c: Candidates, prominence: float) -> np.ndarray:
-    """Rows at local maxima of each shot's smoothed curve with at least ``prominence``."""
+def _peak_rows(c: Candidates, prominence: float, free: np.ndarray) -> np.ndarray:
+    """Free rows at local maxima of the smoothed curve with at least ``prominence``, within
+    each run of consecutive free frames of a shot (a run's ends count as peaks when the curve
+    falls away from them, as a curve's ends do)."""
     from scipy.signal import find_peaks
 
+    rows = np.flatnonzero(free)
+    if rows.size == 0:
+        return rows
+    # runs: consecutive rows of the same shot
+    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(c.shot[rows]) != 0)) + 1
     out: list[np.ndarray] = []
-    for s in np.unique(c.shot[c.shot > 0]):
-        rows = np.flatnonzero(c.shot == s)
-        y = c.smoothed[rows]
+    for run in np.split(rows, breaks):
+        y = c.smoothed[run]
         floor = float(y.min()) - 1.0
         found, _ = find_peaks(np.concatenate([[floor], y, [floor]]), prominence=prominence)
-        out.append(rows[found - 1])
-    return np.concatenate(out) if out else np.zeros(0, dtype=int)
+        out.append(run[found - 1])
+    return np.concatenate(out)

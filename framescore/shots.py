@@ -13,11 +13,12 @@ sample) and a joint histogram of luminance and chroma. Three detectors read the 
   contrast falls and rises;
 * **dissolve** — a stretch whose middle frame is a blend of the frames at its ends:
   the least-squares fit ``mid ≈ a·first + b·last`` explains the middle frame well (R² ≥
-  ``blend_r2``), both weights are real (``0.15 ≤ a, b``) and neither end alone explains it,
+  ``blend_r2``), both weights are real (``0.25 ≤ a, b``) and neither end alone explains it,
   while the two ends differ (their correlation is below ``dissolve_corr``). A pan or a zoom
   changes as much, but its middle frame is not a blend of its ends.
 
-Boundaries closer than ``min_shot`` seconds to the previous one are merged into it, so a
+Boundaries closer than ``min_shot`` seconds to the previous one are merged into it (a
+dissolve found right beside a cut gives way to the cut: it is the cut's doing), so a
 flash or a glitch does not make a one-frame shot. Memory is bounded: per frame, a few scalars;
 thumbnails only for the last couple of seconds.
 """
@@ -37,6 +38,9 @@ Kind = Literal["cut", "fade", "dissolve"]
 
 ROWS, COLS = 24, 32
 _BINS_Y, _BINS_C = 8, 4
+# a fade's ramp: each frame's contrast at least this much above its neighbour's towards the
+# flat run (a linear fade over 100 frames still grows by 1 % a frame; a steady shot does not)
+RAMP_GROWTH = 1.01
 # formats whose first three planes are 8-bit Y, U, V (any chroma subsampling)
 _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                 "yuv411p", "yuv410p", "yuv440p", "yuvj440p"}
@@ -83,8 +87,8 @@ class ShotSettings:
     window: int = 4           # frames each side for the adaptive median
     flat_std: float = 0.025   # a frame with a luminance spread below this is flat
     fade_max: float = 3.0     # seconds a ramp into or out of a flat run may last
-    blend_spans: tuple[float, ...] = (0.4, 0.8, 1.2, 1.6)   # seconds between a dissolve's ends
-    blend_r2: float = 0.9
+    blend_spans: tuple[float, ...] = (0.4, 0.6, 0.8, 1.2, 1.6)   # seconds between a dissolve's ends
+    blend_r2: float = 0.85
     dissolve_corr: float = 0.6
     min_shot: float = 0.5     # seconds; closer boundaries merge
 
@@ -180,6 +184,7 @@ class _Entry:
     time: float
     unit: np.ndarray
     std: float
+    change: float        # d, the change from the previous frame
 
 
 @dataclass
@@ -219,7 +224,7 @@ class ShotDetector:
         self.change.append(d)
         self.stds.append(sd)
         self._prev_hist = hist
-        entry = _Entry(index, time, unit, sd)
+        entry = _Entry(index, time, unit, sd, d)
         self._recent.append(entry)
         horizon = max(self.settings.blend_spans) * 1.05
         while len(self._recent) > 2 and time - self._recent[0].time > horizon:
@@ -243,8 +248,10 @@ class ShotDetector:
             mid = recent[(k + n - 1) // 2]
             if first.std < s.flat_std or mid.std < s.flat_std:
                 continue
-            if float(first.unit @ last.unit) >= s.dissolve_corr:
+            if float(np.dot(first.unit, last.unit)) >= s.dissolve_corr:
                 continue
+            if any(e.change >= s.cut_min for e in list(recent)[k + 1:]):
+                continue   # a cut in between: two shots, not a blend
             if _is_blend(first.unit, last.unit, mid.unit, s.blend_r2):
                 self.blends.append(pos - (n - 1) + (k + n - 1) // 2)
                 return
@@ -277,7 +284,6 @@ class ShotDetector:
         """Runs of flat frames widened by the ramps of falling and rising contrast."""
         s = self.settings
         sd = np.asarray(self.stds)
-        t = np.asarray(self.times)
         flat = sd < s.flat_std
         out: list[tuple[int, int]] = []
         i, n = 0, len(sd)
@@ -289,23 +295,35 @@ class ShotDetector:
             while j + 1 < n and flat[j + 1]:
                 j += 1
             a = i
-            while a > 0 and sd[a - 1] >= sd[a] * 0.98 and t[i] - t[a - 1] <= s.fade_max \
-                    and not self._cut_at(a):
-                a -= 1
-            b = j
-            while b + 1 < n and sd[b + 1] >= sd[b] * 0.98 and t[b + 1] - t[j] <= s.fade_max \
-                    and not self._cut_at(b + 1):
-                b += 1
-            # the ramp ends where contrast stops rising: trim frames beyond the plateau
-            a = _trim_ramp(sd, a, i, -1)
-            b = _trim_ramp(sd, b, j, +1)
+            a = self._ramp(i, -1)
+            b = self._ramp(j, +1)
             out.append((a, b))
             i = j + 1
         return out
 
+    def _ramp(self, edge: int, step: int) -> int:
+        """Walk from a flat run's ``edge`` outward (``step`` = ±1) while contrast keeps rising as
+        a fade's does: by at least RAMP_GROWTH a frame, and by steps not much smaller than the
+        ramp's own typical step (a fade is about linear; a pan or a slow change of light that
+        follows it is not part of it). Stops at a cut and after ``fade_max`` seconds."""
+        sd, t = self.stds, self.times
+        n = len(sd)
+        steps: list[float] = []
+        k = edge
+        while 0 <= k + step < n and abs(t[k + step] - t[edge]) <= self.settings.fade_max:
+            nxt = k + step
+            inc = sd[nxt] - sd[k]
+            if sd[nxt] <= sd[k] * RAMP_GROWTH or self._cut_at(max(k, nxt)):
+                break
+            if len(steps) >= 3 and inc < 0.25 * float(np.median(steps)):
+                break
+            steps.append(inc)
+            k = nxt
+        return k
+
     def _dissolves(self) -> list[tuple[int, int]]:
         """Runs of blended frames (gaps under ``gap`` seconds closed), widened by ``pad``
-        seconds each side: a blend's weights must both be ≥ 0.15, so the first and last few
+        seconds each side: a blend's weights must both be ≥ 0.25, so the first and last few
         frames of a dissolve are not found as blends themselves."""
         t = self.times
         n = len(t)
@@ -338,8 +356,15 @@ class ShotDetector:
         for kind, a, b in spans:
             if kept and (a <= kept[-1][2] or t[a] - t[kept[-1][2]] < self.settings.min_shot):
                 pk, pa, pb = kept[-1]
+                if {pk, kind} == {"cut", "dissolve"}:
+                    # a blend found beside a cut is the cut's doing (a dissolve is not
+                    # followed or preceded by a cut within min_shot): keep the cut
+                    kept[-1] = ("cut", a, b) if kind == "cut" else kept[-1]
+                    continue
                 if kind != "cut" or pk != "cut":
-                    merged: Kind = pk if pk != "cut" else kind
+                    # a fade's flat run is the surer sign; else the gradual one of the two
+                    merged: Kind = "fade" if "fade" in (pk, kind) else (
+                        pk if pk != "cut" else kind)
                     kept[-1] = (merged, min(pa, a), max(pb, b))
                 continue
             if kind == "cut" and t[a] - t[0] < self.settings.min_shot:
@@ -388,15 +413,7 @@ def _is_blend(a: np.ndarray, b: np.ndarray, m: np.ndarray, r2_min: float) -> boo
     x, y = (am - ab * bm) / det, (bm - ab * am) / det
     r2 = x * am + y * bm          # explained share of |m|² = 1 for a least-squares fit
     alone = max(am, bm) ** 2      # R² of the better end alone
-    return r2 >= r2_min and min(x, y) >= 0.15 and alone < r2 - 0.05
-
-
-def _trim_ramp(sd: np.ndarray, edge: int, core: int, step: int) -> int:
-    """Move a fade's outer edge back towards its flat core while contrast there has already
-    levelled off (within 3 % of the edge's), so the span ends where the ramp ends."""
-    while edge != core and abs(sd[edge - step] - sd[edge]) <= 0.03 * max(sd[edge], 1e-6):
-        edge -= step
-    return edge
+    return r2 >= r2_min and min(x, y) >= 0.25 and alone < r2 - 0.05
 
 
 def detect_boundaries(path: str | Path, settings: ShotSettings | None = None) -> list[Boundary]:
