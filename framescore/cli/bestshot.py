@@ -35,6 +35,7 @@ def command(
         metavar="DIR", show_default=False,
         help="copy the best photos (or the best clip frames as JPEG) into DIR")] = None,
     group: Annotated[bool, typer.Option(
+        "--group",
         rich_help_panel=BURSTS,
         help="split the photos into bursts by capture time and appearance, and pick the best "
              "of each")] = False,

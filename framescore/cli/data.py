@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
@@ -15,19 +15,29 @@ DESCRIPTION = (
     "damaged copy, which ranks above the more damaged one. Same photos + same seed = same data.")
 
 
-def severity_range(text: str) -> tuple[float, float]:
+class Severity(NamedTuple):
+    """The ``--low-severity`` range: one word ``LOW,HIGH``."""
+
+    low: float
+    high: float
+
+
+LOW_SEVERITY = Severity(0.15, 0.55)
+
+
+def severity_range(text: str) -> Severity:
     """``LOW,HIGH`` → two finite numbers (typer cannot declare a pair in one word)."""
     import math
 
     if isinstance(text, tuple):
-        return text
+        return Severity(*text)
     try:
         low, high = (float(v) for v in str(text).split(","))
     except ValueError:
         raise typer.BadParameter(f"expected LOW,HIGH (two numbers): {text!r}") from None
     if not (math.isfinite(low) and math.isfinite(high)):
         raise typer.BadParameter(f"expected two finite numbers: {text!r}")
-    return low, high
+    return Severity(low, high)
 
 
 def command(
@@ -37,6 +47,7 @@ def command(
     out: Annotated[str, typer.Option("--out", "-o", metavar="DIR", show_default=False,
                                      help="output folder (must not exist yet)")] = ...,
     samples: Annotated[bool, typer.Option(
+        "--samples",
         help="add the photographs scikit-image ships (framescore.samples)")] = False,
     seed: Annotated[int, typer.Option(help="seed of the split and the faults")] = 0,
     holdout: Annotated[float, typer.Option(
@@ -48,10 +59,10 @@ def command(
         min=1, help="side of the stored renders = the model input")] = 160,
     long_side: Annotated[int, typer.Option(
         min=1, help="photos are resized to this long side before the faults")] = 480,
-    low_severity: Annotated[tuple[float, float], typer.Option(
+    low_severity: Annotated[Severity, typer.Option(
         metavar="LOW,HIGH", parser=severity_range,
         help="range of the less damaged copy's severity; the more damaged one lies at least "
-             "0.3 above it, up to 1")] = (0.15, 0.55),
+             "0.3 above it, up to 1")] = LOW_SEVERITY,
     workers: Annotated[int, typer.Option(min=1, help="render processes")] = 1,
     force: Annotated[bool, typer.Option("--force", "-f", help="replace an existing --out")
                      ] = False,

@@ -48,7 +48,8 @@ def command(
         help="draws of each fault per photo: whole, then mirrored crops")] = 2,
     seed: Annotated[int, typer.Option(rich_help_panel=FAULTS,
                                       help="seed of the fault draws")] = 0,
-    json: Annotated[bool, typer.Option(help="print the result as JSON on stdout")] = False,
+    json: Annotated[bool, typer.Option("--json",
+                                       help="print the result as JSON on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no log lines")] = False,
 ) -> int:
     import sys

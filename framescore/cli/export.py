@@ -54,8 +54,10 @@ def command(
     format: Annotated[Literal["onnx", "coreml", "all"], typer.Option(
         "--format", help="what to write")] = "all",
     fp16: Annotated[bool, typer.Option(
+        "--fp16",
         rich_help_panel=ONNX, help="also write a float16 copy (MODEL.fp16.onnx)")] = False,
     int8: Annotated[bool, typer.Option(
+        "--int8",
         rich_help_panel=ONNX,
         help="also write an int8 copy (onnxruntime static quantization, calibrated on the "
              "shipped photos; Spearman ρ vs fp32 reported)")] = False,
@@ -143,16 +145,12 @@ def _print_table(reports) -> None:
         title = (f"{reports[0].model}: {inp['height']}x{inp['width']} {inp['view']} → "
                  f"{', '.join(reports[0].outputs)}")
     table = Table(title=title)
-    if several:
-        table.add_column("model", no_wrap=True, style="bold")
-        table.add_column("input", no_wrap=True)
     table.add_column("file", no_wrap=True)
     for col in ("prec", "size", "rel err", "order"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("checked against")
     for report in reports:
-        inp = report.input
-        for i, a in enumerate(report.artifacts):
+        for a in report.artifacts:
             par = a.parity or {}
             rel = f"{par['rel']:.1e}" if par else "—"
             if not par:
@@ -164,10 +162,7 @@ def _print_table(reports) -> None:
             against = f"{par['reference']}, {par['images']} images" if par else ""
             if a.note and not par:
                 against = a.note
-            lead = ([report.model if i == 0 else "",
-                     f"{inp['height']}x{inp['width']} {inp['view']}" if i == 0 else ""]
-                    if several else [])
-            table.add_row(*lead, a.file, a.precision, _fmt_bytes(a.bytes), rel, order, against)
+            table.add_row(a.file, a.precision, _fmt_bytes(a.bytes), rel, order, against)
         if several:
             table.add_section()
     console.print(table)

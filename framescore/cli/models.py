@@ -38,18 +38,20 @@ def command(json: JsonOpt = False) -> int:
 
 
 def table(data: list[dict]):
-    """The registry as a rich table; the paper column wraps instead of being cut."""
+    """The registry as a rich table that fits 80 columns: each model's paper is written under
+    its name and wraps there, never cut."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title="framescore models", expand=False)
-    t.add_column("name", no_wrap=True, style="bold")
+    t = Table(title="framescore models", box=box.SIMPLE_HEAD, expand=False, leading=1)
+    t.add_column("model / paper", overflow="fold", ratio=1, min_width=20)
     t.add_column("params", justify="right", no_wrap=True)
     t.add_column("input", no_wrap=True)
     t.add_column("weights", no_wrap=True)
     t.add_column("default", justify="center", no_wrap=True)
-    t.add_column("paper", overflow="fold", min_width=16, ratio=1)
     for r in data:
         params = f"{r['parameters'] / 1e6:.1f} M" if r["parameters"] else "—"
-        t.add_row(r["name"], params, r["input"], r["weights"], "✓" if r["default"] else "",
-                  r["paper"])
+        t.add_row(f"[bold]{escape(r['name'])}[/]\n[dim]{escape(r['paper'])}[/]", params,
+                  r["input"], r["weights"], "✓" if r["default"] else "")
     return t

@@ -36,6 +36,7 @@ def command(
         "--set", metavar="KEY=VALUE", show_default=False,
         help="one setting (repeatable; after --config)")] = None,
     resume: Annotated[bool, typer.Option(
+        "--resume",
         help="continue the run in RUN from its last.pt (its config.toml applies)")] = False,
     force: Annotated[bool, typer.Option(
         "--force", "-f", help="start RUN over, replacing the files of an earlier run there")
@@ -43,8 +44,10 @@ def command(
     device: Annotated[Device, typer.Option(help="where to train (auto = CUDA when present)")
                       ] = "auto",
     show_config: Annotated[bool, typer.Option(
+        "--show-config",
         help="print the resolved settings (with their meaning) and exit")] = False,
     json: Annotated[bool, typer.Option(
+        "--json",
         help="print the summary (and test figures) as JSON on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="no progress bar, no log lines")] = False,
