@@ -114,11 +114,12 @@ def command(
         elif not quiet:
             _print_table([report])
         return 0
-    reqs = many.requests(many.plan(all_, runs), template)
-    reports = many.run_all(reqs, log=log)
+    targets = many.plan(all_, runs)
+    reports = many.run_all(many.requests(targets, template), log=log)
     if json:
         print_json({"schema": "framescore.export-all/1", "out": str(out),
-                    "models": [r.to_dict() for r in reports]})
+                    "models": [{**r.to_dict(), "source": t.source}
+                               for t, r in zip(targets, reports, strict=True)]})
     elif not quiet:
         _print_table(reports)
     return 0
