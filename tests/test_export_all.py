@@ -97,3 +97,16 @@ def test_bad_requests_are_one_line(tmp_path: Path, capsys, case: str, words: str
     assert main(argv) == 2
     assert words in _one_line_error(capsys)
     assert not out.exists()
+
+
+def test_bad_weights_are_named_even_where_an_export_lies(tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "arod-resnet50.onnx").write_bytes(b"earlier")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["export", "arod-resnet50", "--weights", str(bad), "--format", "onnx",
+                 "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert "not a readable PyTorch checkpoint" in err and "exists already" not in err
+    assert (out / "arod-resnet50.onnx").read_bytes() == b"earlier"
