@@ -131,16 +131,17 @@ def run(req: Request, log: Callable[[str], None] = lambda _msg: None) -> Report:
     started = time.perf_counter()
     validate(req)
     paths = targets(req)
+    # the model, its weights and the options are checked before the outputs, so a bad name or
+    # weights file is what gets reported even where an earlier export lies
+    exp = prepare(req.model, req.weights, req.size)  # bad names/weights fail before any output
+    if exp.parameters == 0 and (req.fp16 or req.int8):
+        raise UsageError(f"model {req.model!r} has no learned weights: fp16/int8 copies would "
+                         "not be smaller, and its per-pixel sums need float32")
     for path in paths.values():
         if path.exists() and not req.force:
             raise OutputError(f"{path}: exists already (use --force to replace it)")
     if req.out.exists() and not req.out.is_dir():
         raise OutputError(f"{req.out}: not a folder")
-
-    exp = prepare(req.model, req.weights, req.size)  # bad names/weights fail before any output
-    if exp.parameters == 0 and (req.fp16 or req.int8):
-        raise UsageError(f"model {req.model!r} has no learned weights: fp16/int8 copies would "
-                         "not be smaller, and its per-pixel sums need float32")
     report = Report(model=exp.name, out=req.out, outputs=list(exp.outputs),
                     input={"name": "image", "height": exp.spec.height, "width": exp.spec.width,
                            "view": exp.spec.view, "mean": list(exp.spec.mean),

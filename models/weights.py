@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,6 +13,22 @@ from framescore.errors import WeightsError
 from framescore.hashing import sha256_of
 
 _NESTED_KEYS = ("state_dict", "model", "model_state", "net")
+
+
+def load_failure(exc: BaseException, limit: int = 120) -> str:
+    """Why ``torch.load`` refused a file, in a few whole words.
+
+    PyTorch wraps the unpickler's reason ("Unsupported operand 103", "Unsupported global:
+    GLOBAL os.system ...") in a paragraph about ``weights_only``; the reason is the exception
+    it chains. A long reason is shortened at a word boundary, never inside a word.
+    """
+    import textwrap
+
+    inner = exc.__cause__ or exc.__context__
+    chosen = inner if inner is not None and str(inner).strip() else exc
+    lines = [ln.strip() for ln in str(chosen).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else type(chosen).__name__
+    return textwrap.shorten(text, width=limit, placeholder=" …")
 
 
 def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -34,10 +51,12 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, to
                                f"expected {expected[:12]}…); the file is corrupt or not the "
                                "one expected")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the error says enough
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first[:120]})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint "
+                           f"({load_failure(exc)})") from None
     if isinstance(obj, Mapping):
         for key in _NESTED_KEYS:
             if key in obj and isinstance(obj[key], Mapping):

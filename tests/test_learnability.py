@@ -51,7 +51,9 @@ FAST = ["workers=0", "early_stop=0", "lr_schedule=\"none\"", "weight_decay=0.0",
         "optimizer=\"adam\"", "test_at_end=false", "eval_batch_size=64"]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# training runs: minutes each on two shared cores, so they run in CI's second step
+# (`pytest -m slow`, see .ci/run), not in README's test command
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def reduced(name: str, width: float) -> ModelInfo:

@@ -1,69 +1,95 @@
-"""The ``framescore`` command line.
+"""The ``framescore`` command line (a Typer app; one module per command).
 
-``framescore video.mp4`` runs key-frames; every job also has its subcommand. Each subcommand
-lives in its own module here with ``register(subparsers)``; heavy imports happen only when a
-command runs, so ``--help`` is instant. Known errors become one line on stderr and exit 2.
+``framescore VIDEO [options]`` and ``framescore [options] VIDEO`` are short for
+``framescore keyframes ...``. Heavy modules (PyTorch, PyAV, matplotlib, the model registry) are
+imported only inside a command's body, so ``--help`` and usage errors are instant.
+
+Exit codes: 0 done; 2 bad input — one line on stderr, ``framescore: error: ...``; 130
+interrupted. :func:`main` returns the code of a run and, as argparse did, raises
+``SystemExit`` for ``--help``/``--version`` (0) and for usage errors (2).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import difflib
+import os
 import sys
 from collections.abc import Sequence
 
-from framescore import __version__
+from framescore.cli.app import COMMANDS, ROOT_OPTIONS, app
 
-# subcommand → module in framescore.cli (the order is the order --help lists them)
-COMMANDS = {
-    "keyframes": "keyframes", "bestshot": "bestshot", "rank": "rank", "crop": "crop",
-    "export": "export", "train": "train", "evaluate": "evaluate", "data": "data",
-    "models": "models", "demo": "demo",
-}
+__all__ = ["COMMANDS", "app", "main", "route"]
+
+PROG = "framescore"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="framescore",
-        description="Find the most beautiful moments in videos and photo bursts.",
-        epilog="`framescore VIDEO` is short for `framescore keyframes VIDEO`. "
-               "`framescore COMMAND --help` tells more.")
-    parser.add_argument("--version", action="version", version=f"framescore {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMANDS.values():
-        try:
-            module = importlib.import_module(f"framescore.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"framescore.cli.{module_name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
-    return parser
+class _Typo(Exception):
+    """A first word that looks like a mistyped command, not a video."""
 
 
-def _route(argv: list[str]) -> list[str]:
-    """``framescore clip.mp4 ...`` → ``framescore keyframes clip.mp4 ...``."""
-    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        return ["keyframes", *argv]
-    return argv
+def route(argv: Sequence[str]) -> list[str]:
+    """Put ``keyframes`` in front when the command line starts with a video or an option of it.
+
+    A first word that is no file but close to a command name is a mistyped command
+    (:class:`_Typo`), not a video that does not exist.
+    """
+    args = list(argv)
+    if not args or args[0] in COMMANDS or args[0] in ROOT_OPTIONS:
+        return args
+    first = args[0]
+    if not first.startswith("-") and not os.path.lexists(first) and \
+            not any(c in first for c in "./\\"):
+        close = difflib.get_close_matches(first, COMMANDS, n=1, cutoff=0.6)
+        if close:
+            raise _Typo(f"no such command '{first}' (did you mean '{close[0]}'?)")
+    return ["keyframes", *args]
+
+
+def _usage_line(exc: Exception) -> str:
+    """A click usage error as one line, with where to look for help."""
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else PROG
+    return f"{text} (see `{where} --help`)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    import typer
+
     from framescore.errors import FramescoreError
 
-    args_list = _route(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = parser.parse_args(args_list)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    raw = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    if os.environ.get("_FRAMESCORE_COMPLETE"):      # shell completion asks; typer answers
+        return int(command.main(raw, prog_name=PROG) or 0)
     try:
-        return int(args.func(args) or 0)
+        args = route(raw)
+    except _Typo as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not args:
+        args = ["--help"]
+    try:
+        try:
+            with command.make_context(PROG, args) as ctx:
+                return int(command.invoke(ctx) or 0)
+        except typer.Exit as exc:                   # --help, --version
+            if not raw:
+                return 0
+            raise SystemExit(exc.exit_code) from None
+        except typer.TyperException as exc:         # click's usage errors
+            print(f"{PROG}: error: {_usage_line(exc)}", file=sys.stderr)
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
+        except typer.Abort:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
     except FramescoreError as exc:
-        print(f"framescore: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("framescore: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1

@@ -2,77 +2,84 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import Annotated
+
+import typer
 
 from framescore.cli.common import (
-    add_model_options,
-    add_output_options,
-    non_negative_float,
-    positive_int,
+    BatchSizeOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    WeightsOpt,
+    finite,
 )
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bestshot", help="the best photo of a burst, or the best frame of a short clip",
-        description="Score every candidate (photos from folders, files or globs, or the frames "
-                    "of one short clip) and print them ranked, best first.")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="photos, folders, globs (quoted), or one video clip")
-    p.add_argument("--top", type=positive_int, default=None, metavar="N",
-                   help="how many of the best to list and copy (default: 5; 1 per burst "
-                        "with --group)")
-    p.add_argument("--copy-to", default=None, metavar="DIR",
-                   help="copy the best photos (or the best clip frames as JPEG) into DIR")
-    g = p.add_argument_group("bursts")
-    g.add_argument("--group", action="store_true",
-                   help="split the photos into bursts by capture time and appearance, and "
-                        "pick the best of each")
-    g.add_argument("--gap", type=non_negative_float, default=None, metavar="S",
-                   help="seconds between two shots that start a new burst (default: 3)")
-    g.add_argument("--similarity", type=float, default=None, metavar="X",
-                   help="how alike photos of one burst must look, 0..1 (default: 0.75)")
-    p.add_argument("--every", type=positive_int, default=1, metavar="N",
-                   help="clips: score every N-th frame (default: 1 = all)")
-    add_model_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run)
+HELP = "the best photo of a burst, or the best frame of a short clip"
+DESCRIPTION = ("Score every candidate (photos from folders, files or globs, or the frames of "
+               "one short clip) and print them ranked, best first.")
+BURSTS = "Bursts"
 
 
-def run(args: argparse.Namespace) -> int:
+def command(
+    paths: Annotated[list[str], typer.Argument(
+        metavar="PATH...", show_default=False,
+        help="photos, folders, globs (quoted), or one video clip")],
+    top: Annotated[int | None, typer.Option(
+        min=1, metavar="N", show_default=False,
+        help="how many of the best to list and copy (default: 5; 1 per burst with --group)")
+    ] = None,
+    copy_to: Annotated[str | None, typer.Option(
+        metavar="DIR", show_default=False,
+        help="copy the best photos (or the best clip frames as JPEG) into DIR")] = None,
+    group: Annotated[bool, typer.Option(
+        "--group",
+        rich_help_panel=BURSTS,
+        help="split the photos into bursts by capture time and appearance, and pick the best "
+             "of each")] = False,
+    gap: Annotated[float | None, typer.Option(
+        min=0, metavar="S", callback=finite, rich_help_panel=BURSTS, show_default=False,
+        help="seconds between two shots that start a new burst (default: 3)")] = None,
+    similarity: Annotated[float | None, typer.Option(
+        min=0, max=1, metavar="X", rich_help_panel=BURSTS, show_default=False,
+        help="how alike photos of one burst must look, 0..1 (default: 0.75)")] = None,
+    every: Annotated[int, typer.Option(min=1, metavar="N",
+                                       help="clips: score every N-th frame (1 = all)")] = 1,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 32,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> int:
     from framescore.apps import bestshot as bs
     from framescore.apps.groups import GAP_SECONDS, MIN_SIMILARITY
-    from framescore.cli.common import print_json, progress_bar
+    from framescore.cli.common import make_scorer, print_json, progress_bar, warn
     from framescore.errors import UsageError
     from framescore.io.images import skipped_message
 
-    if (args.gap is not None or args.similarity is not None) and not args.group:
+    if (gap is not None or similarity is not None) and not group:
         raise UsageError("--gap and --similarity only apply with --group")
-    if args.similarity is not None and not 0.0 <= args.similarity <= 1.0:
-        raise UsageError(f"--similarity must be between 0 and 1, not {args.similarity}")
     settings = bs.Settings(
-        model=args.model, weights=args.weights, device=args.device,
-        batch_size=args.batch_size, top=args.top, group=args.group,
-        gap=GAP_SECONDS if args.gap is None else args.gap,
-        min_similarity=MIN_SIMILARITY if args.similarity is None else args.similarity,
-        every=args.every)
-    with progress_bar("scoring", enabled=not (args.quiet or args.json)) as (start, advance):
-        result = bs.best_shot(args.paths, settings, on_start=start, on_batch=advance)
+        model=model, weights=weights, device=device, batch_size=batch_size, top=top,
+        group=group, gap=GAP_SECONDS if gap is None else gap,
+        min_similarity=MIN_SIMILARITY if similarity is None else similarity, every=every)
+    scorer = make_scorer(model, weights, device)
+    with progress_bar("scoring", enabled=not (quiet or json)) as (start, advance):
+        result = bs.best_shot(paths, settings, scorer=scorer, on_start=start,
+                              on_batch=advance)
     if result.skipped:
-        _warn(skipped_message(result.skipped))
-    if args.copy_to:
-        bs.copy_best(result, args.copy_to, force=args.force)
-    if args.json:
+        warn(skipped_message(result.skipped))
+    if copy_to:
+        bs.copy_best(result, copy_to, force=force)
+    if json:
         print_json(result.summary())
-    elif not args.quiet:
-        _print_table(result, args.copy_to)
+    elif not quiet:
+        _print_table(result, copy_to)
     return 0
-
-
-def _warn(text: str) -> None:
-    import sys
-
-    print(f"framescore: warning: {text}", file=sys.stderr)
 
 
 def _common_folder(result) -> str | None:

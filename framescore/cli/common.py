@@ -1,61 +1,110 @@
-"""Options and output helpers the subcommands share."""
+"""Options and helpers the commands share: typed option declarations, the one place the CLI
+builds a scorer, JSON and progress output.
+
+Only light modules are imported here (typer, the standard library): ``framescore --help`` and
+usage errors must not pay for PyTorch, PyAV or matplotlib.
+"""
 
 from __future__ import annotations
 
-import argparse
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+if TYPE_CHECKING:
+    from framescore.scoring import Scorer
+
+MODEL_PANEL = "Model"
+OUTPUT_PANEL = "Output"
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+# ---- value checks typer cannot declare (it declares ranges, not finiteness) -----------------
+
+def finite(value: float | None) -> float | None:
+    """Refuse ``nan`` and ``inf`` (Python's float() accepts both)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
     return value
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+def above_zero(value: float | None) -> float | None:
+    """A finite number > 0 (typer's ``min`` is inclusive)."""
+    finite(value)
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be greater than 0, not {value:g}")
     return value
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
+def strictly_inside(value: float) -> float:
+    """A number strictly between the bounds typer declared inclusive (``min=0, max=1``)."""
+    if value in (0.0, 1.0):
+        raise typer.BadParameter(f"must be strictly between 0 and 1, not {value:g}")
     return value
 
 
-def add_model_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", "-m", default=None,
-                   help="registry name (see `framescore models`) or an exported .onnx file; "
-                        "default: the default model")
-    g.add_argument("--weights", "-w", default=None, help="checkpoint file for the model")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the model runs (default: auto = CUDA when present)")
-    if batch:
-        g.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
-                       help="images scored at once (default: 32)")
+# ---- options several commands take ----------------------------------------------------------
+
+Device = Literal["auto", "cpu", "cuda"]
+
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", show_default=False, rich_help_panel=MODEL_PANEL,
+    help="registry name (see `framescore models`) or an exported .onnx file; "
+         "default: the default model")]
+WeightsOpt = Annotated[str | None, typer.Option(
+    "--weights", "-w", metavar="FILE", show_default=False, rich_help_panel=MODEL_PANEL,
+    help="checkpoint file for the model")]
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", rich_help_panel=MODEL_PANEL,
+    help="where the model runs (auto = CUDA when present)")]
+BatchSizeOpt = Annotated[int, typer.Option(
+    "--batch-size", min=1, metavar="N", rich_help_panel=MODEL_PANEL,
+    help="images scored at once")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", rich_help_panel=OUTPUT_PANEL, help="print the result as JSON on stdout")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", rich_help_panel=OUTPUT_PANEL, help="no progress bar, no table")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", "-f", rich_help_panel=OUTPUT_PANEL, help="replace outputs that exist already")]
 
 
-def add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
-    p.add_argument("--force", "-f", action="store_true",
-                   help="replace outputs that exist already")
+def exclusive(**given: object) -> None:
+    """A usage error when more than one of the named options was given (not None/False)."""
+    names = [f"'--{k.replace('_', '-')}'" for k, v in given.items() if v not in (None, False)]
+    if len(names) > 1:
+        raise typer.BadParameter("they exclude each other, give one",
+                                 param_hint=" / ".join(names))
+
+
+# ---- the scorer ------------------------------------------------------------------------------
+
+def make_scorer(model: str | None, weights: str | None, device: str) -> Scorer:
+    """The scorer a command runs: registry name (or ``.onnx`` file), weights, device.
+
+    Every command that scores builds it here and nowhere else.
+    """
+    from framescore.models.registry import load_scorer
+    from framescore.scoring import resolve_device
+
+    return load_scorer(model, weights, device=resolve_device(device))
+
+
+def check_model_name(model: str | None) -> None:
+    """Refuse an unknown registry name before any file is looked at (cheap; no weights load)."""
+    if model is None or model.endswith(".onnx"):
+        return
+    from framescore.models.registry import get
+
+    get(model)
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+def warn(text: str) -> None:
+    print(f"framescore: warning: {text}", file=sys.stderr)
 
 
 def print_json(obj: object) -> None:

@@ -2,67 +2,84 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import Annotated, Literal
 
-from framescore.cli.common import add_model_options, add_output_options, positive_int
+import typer
 
+from framescore.cli.common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    WeightsOpt,
+    finite,
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "crop", help="the best crop of a photo for an aspect ratio",
-        description="Score many candidate crops with the target aspect ratio and write the best "
-                    "one (the aesthetic crop of Jin et al.).")
-    p.add_argument("image", help="the photo")
-    p.add_argument("--aspect", "-a", required=True, metavar="W:H",
-                   help="target aspect ratio, e.g. 16:9, 1:1, 4:5")
-    p.add_argument("--out", "-o", default=None, metavar="FILE",
-                   help="where to write the crop (.jpg, .png, .webp, .tif; default: "
-                        "<stem>.crop.jpg beside the photo)")
-    s = p.add_argument_group("search")
-    s.add_argument("--search", choices=["random", "coarse-to-fine"], default="random",
-                   help="random: the paper's random crops (default); coarse-to-fine: a grid "
-                        "then local refinement, about 4x faster")
-    s.add_argument("--candidates", type=positive_int, default=1000, metavar="N",
-                   help="random search: how many crops to score (default: 1000)")
-    s.add_argument("--min-scale", type=float, default=0.5, metavar="S",
-                   help="smallest crop, as a fraction of the largest one with that aspect "
-                        "(default: 0.5)")
-    s.add_argument("--seed", type=int, default=0, help="random search seed (default: 0)")
-    add_model_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run)
+HELP = "the best crop of a photo for an aspect ratio"
+DESCRIPTION = ("Score many candidate crops with the target aspect ratio and write the best one "
+               "(the aesthetic crop of Jin et al.).")
+SEARCH = "Search"
 
 
-def run(args: argparse.Namespace) -> int:
+def command(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="the photo",
+                                         show_default=False)],
+    aspect: Annotated[str, typer.Option(
+        "--aspect", "-a", metavar="W:H", show_default=False,
+        help="target aspect ratio, e.g. 16:9, 1:1, 4:5")],
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", metavar="FILE", show_default=False,
+        help="where to write the crop (.jpg, .png, .webp, .tif; default: <stem>.crop.jpg "
+             "beside the photo)")] = None,
+    search: Annotated[Literal["random", "coarse-to-fine"], typer.Option(
+        rich_help_panel=SEARCH,
+        help="random: the paper's random crops; coarse-to-fine: a grid then local "
+             "refinement, about 4x faster")] = "random",
+    candidates: Annotated[int, typer.Option(
+        min=1, metavar="N", rich_help_panel=SEARCH,
+        help="random search: how many crops to score")] = 1000,
+    min_scale: Annotated[float, typer.Option(
+        metavar="S", callback=finite, rich_help_panel=SEARCH,
+        help="smallest crop, as a fraction (0..1] of the largest one with that aspect")] = 0.5,
+    seed: Annotated[int, typer.Option(rich_help_panel=SEARCH,
+                                      help="random search seed")] = 0,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 32,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> int:
     from pathlib import Path
 
     from framescore.apps import crop
-    from framescore.cli.common import print_json, progress_bar
+    from framescore.cli.common import make_scorer, print_json, progress_bar
     from framescore.errors import MediaError
-    from framescore.models.registry import load_scorer
     from framescore.outputs import check_free
-    from framescore.scoring import resolve_device
 
-    crop.parse_aspect(args.aspect)          # bad input fails before the model loads
-    if not Path(args.image).is_file():
-        raise MediaError(f"{args.image}: " + ("is a folder, not a photo"
-                                                if Path(args.image).is_dir() else "no such file"))
-    out = Path(args.out) if args.out else crop.default_out(args.image)
-    crop.output_format(out)
-    check_free(out, args.force)
-    scorer = load_scorer(args.model, args.weights, device=resolve_device(args.device))
-    with progress_bar("cropping", enabled=not (args.quiet or args.json)) as (start, advance):
-        result = crop.best_crop(args.image, args.aspect, scorer, search=args.search,
-                                candidates=args.candidates, min_scale=args.min_scale,
-                                seed=args.seed, batch_size=args.batch_size,
+    crop.parse_aspect(aspect)          # bad input fails before the model loads
+    if not Path(image).is_file():
+        raise MediaError(f"{image}: " + ("is a folder, not a photo"
+                                         if Path(image).is_dir() else "no such file"))
+    out_file = Path(out) if out else crop.default_out(image)
+    crop.output_format(out_file)
+    scorer = make_scorer(model, weights, device)
+    check_free(out_file, force)
+    with progress_bar("cropping", enabled=not (quiet or json)) as (start, advance):
+        result = crop.best_crop(image, aspect, scorer, search=search,
+                                candidates=candidates, min_scale=min_scale,
+                                seed=seed, batch_size=batch_size,
                                 on_start=start, on_batch=advance)
-    crop.write_crop(result, out, force=args.force)
-    if args.json:
+    crop.write_crop(result, out_file, force=force)
+    if json:
         print_json(result.summary())
-    elif not args.quiet:
+    elif not quiet:
         b = result.box
         print(f"{result.path.name}: {b.width}x{b.height} crop at ({b.left}, {b.top}) of "
               f"{result.size[0]}x{result.size[1]}, score {result.score:.4g} (centred largest "
               f"crop {result.full_score:.4g}; {result.scored} crops scored by {result.model} "
-              f"in {result.elapsed:.1f} s) -> {out}")
+              f"in {result.elapsed:.1f} s) -> {out_file}")
     return 0

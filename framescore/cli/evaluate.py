@@ -3,61 +3,68 @@ theirs (or the fault-type table on held-out photos with ``--protocol faults``)."
 
 from __future__ import annotations
 
-import argparse
+from typing import Annotated, Literal
+
+import typer
+
+from framescore.cli.common import Device
+
+HELP = "the paper's metrics of a trained model, beside the paper's figures"
+DESCRIPTION = (
+    "Evaluate trained weights on a dataset's test split with the paper's protocol (accuracy, "
+    "pair accuracy, Spearman, Pearson, MSE, RMSER, score range) and print our figures beside "
+    "the paper's. The split and settings are those stored in a `framescore train` checkpoint. "
+    "--protocol faults: pair accuracy per fault type on held-out photos (a `framescore data` "
+    "folder or any folder of photos), beside the rules scorer.")
+FAULTS = "Faults protocol"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from framescore.cli.common import positive_int
-
-    p = sub.add_parser(
-        "evaluate", help="the paper's metrics of a trained model, beside the paper's figures",
-        description="Evaluate trained weights on a dataset's test split with the paper's "
-                    "protocol (accuracy, pair accuracy, Spearman, Pearson, MSE, RMSER, score "
-                    "range) and print our figures beside the paper's. The split and settings "
-                    "are those stored in a `framescore train` checkpoint. --protocol faults: "
-                    "pair accuracy per fault type on held-out photos (a `framescore data` "
-                    "folder or any folder of photos), beside the rules scorer.")
-    p.add_argument("model", metavar="MODEL", help="registry name (see `framescore models`)")
-    p.add_argument("--weights", "-w", default=None, metavar="FILE",
-                   help="checkpoint (best.pt / last.pt of `framescore train`, or a state "
-                        "dict); default: the weights that ship with the model, if any")
-    p.add_argument("--data", "-d", required=True, metavar="ROOT", help="dataset root")
-    p.add_argument("--protocol", default="paper", choices=["paper", "faults"],
-                   help="paper: the paper's test split and metrics (default); faults: the "
-                        "fault-type table on held-out photos")
-    p.add_argument("--config", "-c", default=None, metavar="FILE",
-                   help="settings file changing the stored training settings (data_format, "
-                        "test_views...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="one setting (repeatable)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the model runs (default: CUDA when present)")
-    f = p.add_argument_group("faults protocol")
-    f.add_argument("--compare", action="append", default=None, metavar="NAME",
-                   help="other scorers in the table (repeatable; default: rules)")
-    f.add_argument("--repeats", type=positive_int, default=2,
-                   help="draws of each fault per photo: whole, then mirrored crops (default: 2)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no log lines")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
+def command(
+    model: Annotated[str, typer.Argument(metavar="MODEL", show_default=False,
+                                         help="registry name (see `framescore models`)")],
+    data: Annotated[str, typer.Option("--data", "-d", metavar="ROOT", show_default=False,
+                                      help="dataset root")],
+    weights: Annotated[str | None, typer.Option(
+        "--weights", "-w", metavar="FILE", show_default=False,
+        help="checkpoint (best.pt / last.pt of `framescore train`, or a state dict); "
+             "default: the weights that ship with the model, if any")] = None,
+    protocol: Annotated[Literal["paper", "faults"], typer.Option(
+        help="paper: the paper's test split and metrics; faults: the fault-type table on "
+             "held-out photos")] = "paper",
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", metavar="FILE", show_default=False,
+        help="settings file changing the stored training settings (data_format, "
+             "test_views...)")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", show_default=False, help="one setting (repeatable)")
+    ] = None,
+    device: Annotated[Device, typer.Option(help="where the model runs (auto = CUDA when "
+                                                "present)")] = "auto",
+    compare: Annotated[list[str] | None, typer.Option(
+        metavar="NAME", rich_help_panel=FAULTS, show_default=False,
+        help="other scorers in the table (repeatable; default: rules)")] = None,
+    repeats: Annotated[int, typer.Option(
+        min=1, rich_help_panel=FAULTS,
+        help="draws of each fault per photo: whole, then mirrored crops")] = 2,
+    seed: Annotated[int, typer.Option(rich_help_panel=FAULTS,
+                                      help="seed of the fault draws")] = 0,
+    json: Annotated[bool, typer.Option("--json",
+                                       help="print the result as JSON on stdout")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no log lines")] = False,
+) -> int:
     import sys
 
     from framescore.train.evaluate import evaluate, print_figures
 
     def log(message: str) -> None:
-        if not (args.quiet or args.json):
+        if not (quiet or json):
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
-    compare = args.compare if args.compare is not None else ["rules"]
-    weights = args.weights or _bundled(args.model)
-    result = evaluate(args.model, weights, args.data, config_file=args.config,
-                      overrides=args.overrides, device=args.device, protocol=args.protocol,
-                      seed=args.seed, repeats=args.repeats, compare=compare, log=log)
-    if args.json:
+    others = compare if compare else ["rules"]
+    result = evaluate(model, weights or _bundled(model), data, config_file=config,
+                      overrides=list(overrides or []), device=device, protocol=protocol,
+                      seed=seed, repeats=repeats, compare=others, log=log)
+    if json:
         from framescore.cli.common import print_json
 
         print_json(result.as_dict())

@@ -2,83 +2,107 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import Annotated, Literal
+
+import typer
 
 from framescore.cli.common import (
-    add_model_options,
-    add_output_options,
-    non_negative_float,
-    positive_float,
-    positive_int,
+    BatchSizeOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    WeightsOpt,
+    above_zero,
+    exclusive,
+    finite,
 )
 
+HELP = "the best moments of a video (the default command)"
+DESCRIPTION = ("Score the frames of a video, find its shots (cuts, fades, dissolves), smooth "
+               "each shot's score curve with a Kalman filter and write key-frames that cover "
+               "the video with the curve (CSV, JSON, plot).")
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "keyframes", help="the best moments of a video (the default command)",
-        description="Score the frames of a video, smooth the score curve with a Kalman filter "
-                    "and write the peak frames with the curve (CSV, JSON, plot).")
-    p.add_argument("video", help="the video file")
-    p.add_argument("--out", "-o", default=None,
-                   help="output folder (default: <video stem>.framescore/ beside the video)")
-    s = p.add_argument_group("sampling")
-    x = s.add_mutually_exclusive_group()
-    x.add_argument("--every", type=positive_int, default=None, metavar="N",
-                   help="score every N-th frame (1 = all)")
-    x.add_argument("--fps", type=positive_float, default=None, metavar="F",
-                   help="score about F frames a second instead (default: the model's: every "
-                        "frame for rules, 5 a second for learned models)")
-    c = p.add_argument_group("curve and peaks")
-    c.add_argument("--top", type=positive_int, default=5, metavar="K",
-                   help="how many key-frames (default: 5): each shot's best first, best shots "
-                        "first, then the most different good frames; exactly K unless the "
-                        "video lacks them (the reason is printed)")
-    c.add_argument("--per-shot", action="store_true",
-                   help="the best frame of every shot instead (--top is ignored)")
-    c.add_argument("--min-gap", type=non_negative_float, default=2.0, metavar="S",
-                   help="seconds between two key-frames of the same shot at least "
-                        "(default: 2)")
-    c.add_argument("--prominence", type=non_negative_float, default=0.02,
-                   help="how far a peak must stand above its surroundings, on the 0..1 "
-                        "curve (default: 0.02)")
-    c.add_argument("--smoothing", choices=["rts", "arod", "none"], default="rts",
-                   help="rts: Kalman filter + RTS smoother (default); arod: the AROD paper's "
-                        "video recipe; none: the normalized raw curve")
-    c.add_argument("--process-noise", type=positive_float, default=0.05, metavar="Q",
-                   help="rts: process-noise variance per second (default: 0.05; larger "
-                        "follows the raw scores more closely)")
-    c.add_argument("--measurement-noise", type=positive_float, default=0.05, metavar="R",
-                   help="rts: measurement-noise variance (default: 0.05; larger smooths more)")
-    add_model_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run)
+SAMPLING = "Sampling"
+CURVE = "Curve and selection"
 
 
-def run(args: argparse.Namespace) -> int:
+def command(
+    video: Annotated[str, typer.Argument(metavar="VIDEO", help="the video file",
+                                         show_default=False)],
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", metavar="DIR", show_default=False,
+        help="output folder (default: <video stem>.framescore/ beside the video)")] = None,
+    every: Annotated[int | None, typer.Option(
+        min=1, metavar="N", rich_help_panel=SAMPLING, show_default=False,
+        help="score every N-th frame (1 = all)")] = None,
+    fps: Annotated[float | None, typer.Option(
+        min=0, metavar="F", callback=above_zero, rich_help_panel=SAMPLING, show_default=False,
+        help="score about F frames a second instead (default: the model's: every frame for "
+             "rules, 5 a second for learned models)")] = None,
+    top: Annotated[int, typer.Option(
+        min=1, metavar="K", rich_help_panel=CURVE,
+        help="how many key-frames: each shot's best first, best shots first, then the most "
+             "different good frames; exactly K unless the video lacks them (the reason is "
+             "printed)")] = 5,
+    per_shot: Annotated[bool, typer.Option(
+        "--per-shot", rich_help_panel=CURVE, show_default=False,
+        help="the best frame of every shot instead (--top is ignored)")] = False,
+    min_gap: Annotated[float, typer.Option(
+        min=0, metavar="S", callback=finite, rich_help_panel=CURVE,
+        help="seconds between two key-frames of the same shot at least")] = 2.0,
+    prominence: Annotated[float, typer.Option(
+        min=0, metavar="P", callback=finite, rich_help_panel=CURVE,
+        help="how far a peak must stand above its surroundings, on the 0..1 curve")] = 0.02,
+    smoothing: Annotated[Literal["rts", "arod", "none"], typer.Option(
+        rich_help_panel=CURVE,
+        help="rts: Kalman filter + RTS smoother; arod: the AROD paper's video recipe; "
+             "none: the normalized raw curve")] = "rts",
+    process_noise: Annotated[float, typer.Option(
+        metavar="Q", callback=above_zero, rich_help_panel=CURVE,
+        help="rts: process-noise variance per second (larger follows the raw scores more "
+             "closely)")] = 0.05,
+    measurement_noise: Annotated[float, typer.Option(
+        metavar="R", callback=above_zero, rich_help_panel=CURVE,
+        help="rts: measurement-noise variance (larger smooths more)")] = 0.05,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 32,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> int:
     from pathlib import Path
 
     from framescore.apps import keyframes as kf
-    from framescore.cli.common import print_json, progress_bar
+    from framescore.cli.common import check_model_name, make_scorer, print_json, progress_bar
     from framescore.curve import AROD, Smoothing
-    from framescore.io.video import Sampling
+    from framescore.io.video import Sampling, probe
     from framescore.outputs import check_free
 
-    smoothing = AROD if args.smoothing == "arod" else Smoothing(
-        preset=args.smoothing, q=args.process_noise, r=args.measurement_noise)
-    settings = kf.Settings(model=args.model, weights=args.weights, device=args.device,
-                           batch_size=args.batch_size,
-                           sampling=None if args.every is None and args.fps is None
-                           else Sampling(every=args.every or 1, fps=args.fps),
-                           smoothing=smoothing, top=args.top, min_gap=args.min_gap,
-                           prominence=args.prominence, per_shot=args.per_shot)
-    out = Path(args.out) if args.out else kf.default_out_dir(args.video)
-    check_free(out, args.force)
-    with progress_bar("scoring", enabled=not (args.quiet or args.json)) as (start, advance):
-        result = kf.analyze(args.video, settings, on_start=start, on_batch=advance)
-    kf.write(result, out, force=args.force)
-    if args.json:
+    exclusive(every=every, fps=fps)
+    smoothing_ = AROD if smoothing == "arod" else Smoothing(
+        preset=smoothing, q=process_noise, r=measurement_noise)
+    settings = kf.Settings(model=model, weights=weights, device=device, batch_size=batch_size,
+                           sampling=None if every is None and fps is None
+                           else Sampling(every=every or 1, fps=fps),
+                           smoothing=smoothing_, top=top, min_gap=min_gap,
+                           prominence=prominence, per_shot=per_shot)
+    # everything the user gave is checked before the output folder is: the model name, the
+    # video, the weights (a folder that exists already is the last thing to report)
+    check_model_name(model)
+    probe(video)
+    scorer = make_scorer(model, weights, device)
+    out_dir = Path(out) if out else kf.default_out_dir(video)
+    check_free(out_dir, force)
+    with progress_bar("scoring", enabled=not (quiet or json)) as (start, advance):
+        result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance)
+    kf.write(result, out_dir, force=force)
+    if json:
         print_json(result.summary())
-    elif not args.quiet:
+    elif not quiet:
         print_table(result)
     return 0
 

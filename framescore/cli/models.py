@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+from framescore.cli.common import JsonOpt
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the models framescore knows",
-                       description="List the registered models: paper, parameters, input "
-                                   "size, whether weights are available, the default.")
-    p.add_argument("--json", action="store_true", help="print the list as JSON")
-    p.set_defaults(func=run)
+HELP = "list the models framescore knows"
+DESCRIPTION = ("List the registered models: paper, parameters, input size, whether weights are "
+               "available, the default.")
 
 
 def rows() -> list[dict]:
@@ -28,26 +24,34 @@ def rows() -> list[dict]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def command(json: JsonOpt = False) -> int:
     from framescore.cli.common import print_json
 
     data = rows()
-    if args.json:
+    if json:
         print_json(data)
         return 0
     from rich.console import Console
+
+    Console().print(table(data))
+    return 0
+
+
+def table(data: list[dict]):
+    """The registry as a rich table that fits 80 columns: each model's paper is written under
+    its name and wraps there, never cut."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="framescore models", expand=False)
-    table.add_column("name", no_wrap=True, style="bold")
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("input", no_wrap=True)
-    table.add_column("weights", no_wrap=True)
-    table.add_column("", no_wrap=True)  # default
-    table.add_column("paper", overflow="fold", ratio=1)
+    t = Table(title="framescore models", box=box.SIMPLE_HEAD, expand=False, leading=1)
+    t.add_column("model / paper", overflow="fold", ratio=1, min_width=20)
+    t.add_column("params", justify="right", no_wrap=True)
+    t.add_column("input", no_wrap=True)
+    t.add_column("weights", no_wrap=True)
+    t.add_column("default", justify="center", no_wrap=True)
     for r in data:
         params = f"{r['parameters'] / 1e6:.1f} M" if r["parameters"] else "—"
-        table.add_row(r["name"], params, r["input"], r["weights"],
-                      "default" if r["default"] else "", r["paper"])
-    Console().print(table)
-    return 0
+        t.add_row(f"[bold]{escape(r['name'])}[/]\n[dim]{escape(r['paper'])}[/]", params,
+                  r["input"], r["weights"], "✓" if r["default"] else "")
+    return t

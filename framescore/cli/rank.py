@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Annotated
 
-from framescore.cli.common import add_model_options, add_output_options, positive_int
+import typer
 
+from framescore.cli.common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    WeightsOpt,
+    exclusive,
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "rank", help="sort a photo collection by score (CSV and HTML contact sheet)",
-        description="Score every photo under DIR (sub-folders included) and write ranking.csv, "
-                    "index.html (thumbnails in score order) and thumbs/ to the output folder. "
-                    "Scores are cached, so a second run only scores new or changed photos.")
-    p.add_argument("folder", metavar="DIR", help="the folder of photos")
-    p.add_argument("--out", "-o", default=None,
-                   help="output folder (default: <DIR>.ranking/ beside DIR)")
-    p.add_argument("--top", type=positive_int, default=10, metavar="N",
-                   help="how many of the best to list on the terminal (default: 10)")
-    c = p.add_argument_group("cache")
-    x = c.add_mutually_exclusive_group()
-    x.add_argument("--cache", default=None, metavar="FILE",
-                   help="score cache file (default: scores.sqlite in $FRAMESCORE_CACHE_DIR, "
-                        "$XDG_CACHE_HOME/framescore or ~/.cache/framescore)")
-    x.add_argument("--no-cache", action="store_true", help="score everything, cache nothing")
-    add_model_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run)
+HELP = "sort a photo collection by score (CSV and HTML contact sheet)"
+DESCRIPTION = ("Score every photo under DIR (sub-folders included) and write ranking.csv, "
+               "index.html (thumbnails in score order) and thumbs/ to the output folder. "
+               "Scores are cached, so a second run only scores new or changed photos.")
+CACHE = "Cache"
 
 
 def default_out_dir(folder: str) -> Path:
@@ -35,36 +30,54 @@ def default_out_dir(folder: str) -> Path:
     return path.with_name(path.name + ".ranking")
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
-
+def command(
+    folder: Annotated[str, typer.Argument(metavar="DIR", help="the folder of photos",
+                                          show_default=False)],
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", metavar="DIR", show_default=False,
+        help="output folder (default: <DIR>.ranking/ beside DIR)")] = None,
+    top: Annotated[int, typer.Option(
+        min=1, metavar="N", help="how many of the best to list on the terminal")] = 10,
+    cache: Annotated[str | None, typer.Option(
+        metavar="FILE", rich_help_panel=CACHE, show_default=False,
+        help="score cache file (default: scores.sqlite in $FRAMESCORE_CACHE_DIR, "
+             "$XDG_CACHE_HOME/framescore or ~/.cache/framescore)")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", rich_help_panel=CACHE, help="score everything, cache nothing")] = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 32,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+) -> int:
     from framescore.apps import rank
-    from framescore.cli.common import print_json, progress_bar
+    from framescore.cli.common import check_model_name, make_scorer, print_json, progress_bar, warn
     from framescore.io.images import skipped_message
-    from framescore.models.registry import load_scorer
     from framescore.outputs import check_free
-    from framescore.scoring import resolve_device
 
-    folder = Path(args.folder)
-    out = Path(args.out) if args.out else default_out_dir(args.folder)
-    rank.check_folder(folder)
-    check_free(out, args.force)
-    scorer = load_scorer(args.model, args.weights, device=resolve_device(args.device))
-    weights = rank.weights_id(args.model or scorer.name, args.weights)
-    cache = None if args.no_cache else (Path(args.cache) if args.cache
-                                        else rank.default_cache_path())
-    with progress_bar("ranking", enabled=not (args.quiet or args.json)) as (start, advance):
-        result = rank.rank_folder(folder, out, scorer, weights, batch_size=args.batch_size,
-                                  cache_path=cache, force=args.force, on_start=start,
+    exclusive(cache=cache, no_cache=no_cache)
+    photos = Path(folder)
+    out_dir = Path(out) if out else default_out_dir(folder)
+    check_model_name(model)
+    rank.check_folder(photos)
+    scorer = make_scorer(model, weights, device)
+    check_free(out_dir, force)
+    weights_id = rank.weights_id(model or scorer.name, weights)
+    cache_path = None if no_cache else (Path(cache) if cache else rank.default_cache_path())
+    with progress_bar("ranking", enabled=not (quiet or json)) as (start, advance):
+        result = rank.rank_folder(photos, out_dir, scorer, weights_id, batch_size=batch_size,
+                                  cache_path=cache_path, force=force, on_start=start,
                                   on_batch=advance)
     for line in result.warnings:
-        print(f"framescore: warning: {line}", file=sys.stderr)
+        warn(line)
     if result.skipped:
-        print(f"framescore: warning: {skipped_message(result.skipped)}", file=sys.stderr)
-    if args.json:
+        warn(skipped_message(result.skipped))
+    if json:
         print_json(result.summary())
-    elif not args.quiet:
-        _print_table(result, args.top)
+    elif not quiet:
+        _print_table(result, top)
     return 0
 
 

@@ -2,42 +2,65 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from framescore.cli.common import Device
+
+if TYPE_CHECKING:
+    from types import SimpleNamespace
+
+HELP = "train a paper's model on its dataset (checkpoints, resume, DDP)"
+DESCRIPTION = (
+    "Train a registered model with its paper's recipe: the paper's hyper-parameters are the "
+    "defaults, a TOML/YAML --config file or --set KEY=VALUE change them (`--show-config` lists "
+    "them). RUN gets last.pt and best.pt (every epoch), metrics.csv, config.toml and run.json. "
+    "Many GPUs: launch with `torchrun --nproc-per-node N --no-python framescore train ...`.")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train a paper's model on its dataset (checkpoints, resume, DDP)",
-        description="Train a registered model with its paper's recipe: the paper's "
-                    "hyper-parameters are the defaults, a TOML/YAML --config file or --set "
-                    "KEY=VALUE change them (`--show-config` lists them). RUN gets last.pt and "
-                    "best.pt (every epoch), metrics.csv, config.toml and run.json. Many GPUs: "
-                    "launch with `torchrun --nproc-per-node N --no-python framescore train ...`.")
-    p.add_argument("model", metavar="MODEL", help="registry name (see `framescore models`)")
-    p.add_argument("--data", "-d", default=None, metavar="ROOT",
-                   help="dataset root, in the dataset's own layout (see docs/training.md)")
-    p.add_argument("--out", "-o", default=None, metavar="RUN", help="run folder")
-    p.add_argument("--config", "-c", default=None, metavar="FILE",
-                   help="settings file (.toml, or .yaml with PyYAML) overriding the defaults")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="one setting (repeatable; after --config)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN from its last.pt (its config.toml applies)")
-    p.add_argument("--force", "-f", action="store_true",
-                   help="start RUN over, replacing the files of an earlier run there")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where to train (default: CUDA when present)")
-    p.add_argument("--show-config", action="store_true",
-                   help="print the resolved settings (with their meaning) and exit")
-    p.add_argument("--json", action="store_true",
-                   help="print the summary (and test figures) as JSON on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no log lines")
-    p.set_defaults(func=run)
+def command(
+    model: Annotated[str, typer.Argument(metavar="MODEL", show_default=False,
+                                         help="registry name (see `framescore models`)")],
+    data: Annotated[str | None, typer.Option(
+        "--data", "-d", metavar="ROOT", show_default=False,
+        help="dataset root, in the dataset's own layout (see docs/training.md)")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", metavar="RUN", show_default=False,
+                                            help="run folder")] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", metavar="FILE", show_default=False,
+        help="settings file (.toml, or .yaml with PyYAML) overriding the defaults")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", show_default=False,
+        help="one setting (repeatable; after --config)")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume",
+        help="continue the run in RUN from its last.pt (its config.toml applies)")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", "-f", help="start RUN over, replacing the files of an earlier run there")
+    ] = False,
+    device: Annotated[Device, typer.Option(help="where to train (auto = CUDA when present)")
+                      ] = "auto",
+    show_config: Annotated[bool, typer.Option(
+        "--show-config",
+        help="print the resolved settings (with their meaning) and exit")] = False,
+    json: Annotated[bool, typer.Option(
+        "--json",
+        help="print the summary (and test figures) as JSON on stdout")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="no progress bar, no log lines")] = False,
+) -> int:
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(model=model, data=data, out=out, config=config,
+                              overrides=list(overrides or []), resume=resume, force=force,
+                              device=device, show_config=show_config, json=json, quiet=quiet)
+    return run(args)
 
 
-def _resolve_config(args: argparse.Namespace, options: dict, out: Path | None) -> dict:
+def _resolve_config(args: SimpleNamespace, options: dict, out: Path | None) -> dict:
     from framescore.errors import UsageError
     from framescore.train.config import load_file, resolve
     from framescore.train.loop import CONFIG, RUN_JSON
@@ -64,7 +87,8 @@ def _resolve_config(args: argparse.Namespace, options: dict, out: Path | None) -
     return resolve(options, args.config, args.overrides, what=args.model, base=base)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
+    """The training job; ``args`` carries the options by name."""
     from framescore.errors import DataError, UsageError
     from framescore.train import loop
     from framescore.train.config import describe, to_toml
