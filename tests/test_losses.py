@@ -163,6 +163,27 @@ def test_weighted_mse() -> None:
     assert L.weighted_mse_loss(pred, target, t(1, 3, 4)).item() == pytest.approx(12.25 / 8)
 
 
+def test_weights_normalized_over_the_training_set_not_the_batch() -> None:
+    """Jin's WMSE divides by Σw over the training set: batch losses with dataset-normalized
+    weights (mean 1) average to the whole set's WMSE; per-batch normalization does not."""
+    pred, target = t(5.0, 6.0, 3.0, 7.0), t(5.5, 4.0, 3.0, 8.0)  # squared errors .25 4 0 1
+    w = t(0.5, 0.5, 1.5, 1.5)  # mean 1 over the "training set" of four
+    whole = L.weighted_mse_loss(pred, target, w).item()
+    assert whole == pytest.approx((0.125 + 2 + 0 + 1.5) / 4)
+    halves = [(slice(0, 2)), (slice(2, 4))]
+    dataset = [L.weighted_mse_loss(pred[s], target[s], w[s], per_batch=False).item()
+               for s in halves]
+    assert dataset == pytest.approx([(0.125 + 2) / 2, (0 + 1.5) / 2])
+    assert sum(dataset) / 2 == pytest.approx(whole)
+    per_batch = [L.weighted_mse_loss(pred[s], target[s], w[s]).item() for s in halves]
+    assert sum(per_batch) / 2 == pytest.approx((2.125 / 1 + 1.5 / 3) / 2)
+    assert sum(per_batch) / 2 != pytest.approx(whole)
+    p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    q = torch.tensor([[0.25, 0.75], [0.0, 1.0]])  # χ² 1/15 and 1
+    assert L.weighted_chi2_loss(p, q, t(3, 1), per_batch=False).item() == pytest.approx(
+        (3 / 15 + 1) / 2)
+
+
 def test_chi2_and_weighted_chi2() -> None:
     p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
     q = torch.tensor([[0.25, 0.75, 0.0], [0.0, 0.0, 1.0]])

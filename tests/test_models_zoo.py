@@ -102,6 +102,13 @@ def test_every_paper_model_is_registered_with_card_and_recipe() -> None:
         assert info.outputs[0] == "score"
 
 
+def test_arod_has_a_card_that_names_the_papers_ava_protocol() -> None:
+    info = REGISTRY["arod-resnet50"]
+    card = (MODELS_DIR / info.card).read_text()
+    assert "framescore train arod-resnet50 --data ROOT --out RUN" in card
+    assert "75.83" in card and "fine-tune" in card and "ava_protocol" in card
+
+
 def test_scoring_without_weights_is_a_one_line_error() -> None:
     with pytest.raises(WeightsError, match="needs weights"):
         load_scorer("kong-reg")

@@ -269,6 +269,39 @@ def test_early_stop_and_plateau_schedule(tmp_path):
     assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
 
 
+class _ScriptedLoss(_Regression):
+    """Training losses scripted per epoch, no validation (Jin et al. hold nothing out)."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__([0.0])
+        self.losses = losses
+        self.calls = 0
+
+    def step(self, ctx, batch):
+        pred = ctx.call("forward", batch["x"]).squeeze(1)
+        value = self.losses[min(self.calls // 4, len(self.losses) - 1)]  # 32 points = 4 steps
+        self.calls += 1
+        return loop.StepResult(pred.sum() * 0.0 + value, len(pred))
+
+    def validate(self, model, ctx):
+        return {}
+
+
+def test_plateau_train_divides_the_rate_when_the_training_loss_stops_falling(tmp_path):
+    task = _ScriptedLoss([1.0, 0.8, 0.8, 0.9, 0.7, 0.7])
+    config = _linear_config(epochs=6, early_stop=0, lr_schedule="plateau-train",
+                            plateau_patience=1, lr_gamma=0.1)
+    loop.prepare_run_dir(tmp_path / "run", False, False)
+    result = loop.fit(nn.Linear(4, 1), task, config, tmp_path / "run")
+    lrs = [row["lr"] for row in result.history]
+    # epochs 3 and 4 bring no fall below 0.8: the rate is divided by 10 for epoch 5
+    assert lrs[:4] == [0.05] * 4 and lrs[4] == pytest.approx(0.005)
+    assert [row["train_loss"] for row in result.history] == pytest.approx(task.losses)
+    # no validation: the kept model is the last epoch's (the paper reports its 20th)
+    assert result.status == "finished"
+    assert torch.load(tmp_path / "run" / loop.BEST, weights_only=True)["meta"]["epoch"] == 6
+
+
 def test_a_diverging_loss_is_one_clear_error(tmp_path):
     config = _linear_config(epochs=2, lr=1e6, early_stop=0)
     loop.prepare_run_dir(tmp_path / "run", False, False)
@@ -424,7 +457,7 @@ def test_train_evaluate_resume_from_the_command_line(ava, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "finished" and summary["epochs"] == 1
     assert summary["figures"][0]["key"] == "ava_accuracy"
-    assert summary["figures"][0]["paper"] == 71.2
+    assert summary["figures"][0]["paper"] == 67.79  # the warped SCNN (Table II), δ = 0
     for name in (loop.LAST, loop.BEST, loop.METRICS, loop.CONFIG, loop.RUN_JSON, "test.json"):
         assert (run / name).is_file(), name
     saved = load_file(run / loop.CONFIG)
@@ -552,6 +585,8 @@ SMOKE = {  # model: (dataset, size, extra settings)
     "kong-reg": ("aadb", 64, []), "kong-reg-rank": ("aadb", 64, []),
     "kong-full": ("aadb", 64, []),
     "arod-resnet50": ("arod", 32, ["batch_size=3"]),
+    "arod-resnet50@ava": ("ava", 32, ["batch_size=3", "data_format=\"ava\"",
+                                      "val_fraction=0.2"]),
     "framescore-mobile": ("arod", 32, ["pretrained=false", "batch_size=3"]),
     "jin-wmse": ("ava", 32, ["rs_size=6", "ed_per_bin=2"]),
     "jin-histogram": ("ava", 32, ["rs_size=6", "ed_per_bin=2"]),
@@ -596,7 +631,15 @@ def test_every_recipe_trains_a_step_and_tests(name, datasets, tmp_path):
     if data_format == "ava" and name.startswith("kong"):
         assert {"spearman", "ava_accuracy"} <= {f.key for f in figures}
     if data_format == "ava" and name == "framescore-mobile":
-        assert "ava_accuracy" in {f.key for f in figures}
+        # no classifier head: ‖Φ‖ thresholded, which is not AROD's protocol: no paper figure
+        norm = [f for f in figures if f.key == "ava_accuracy_norm"]
+        assert norm and norm[0].paper is None and "ava_accuracy" not in {f.key for f in figures}
+    if data_format == "ava" and name == "arod-resnet50":
+        # the paper's protocol: a softmax on Φ fine-tuned to the δ = 0 labels, beside 75.83
+        assert tuple(model.classify.weight.shape) == (2, 1000)
+        acc = [f for f in figures if f.key == "ava_accuracy"]
+        assert acc and acc[0].paper == 75.83 and "fine-tuned" in acc[0].metric
+        assert all(f.paper is None for f in figures if f.key != "ava_accuracy")
     if data_format == "folder":
         assert all(f.paper is None for f in figures)  # the papers' figures are for their data
     if kind == "aadb":
@@ -626,3 +669,22 @@ def test_style_column_then_rdcnn_style(datasets, tmp_path, capsys):
     assert main(["train", "rapid-rdcnn-semantic", "--data", ava, "--out",
                  str(tmp_path / "s"), *sets]) == 2
     assert "needs imagenet_weights" in _one_error_line(capsys)
+
+
+def test_arod_finetuning_starts_from_a_triplet_checkpoint(datasets, tmp_path):
+    """AROD's AVA figure comes from fine-tuning the triplet model to the discrete labels: the
+    triplet checkpoint (no classifier) loads into the fine-tuning net, whose 2-way head is
+    new; ava_protocol = norm keeps the plain encoder and prints no paper figure."""
+    triplet = resolve(options_for("arod-resnet50"), overrides=["size=32", "workers=0"])
+    encoder = make_recipe("arod-resnet50", triplet, datasets["arod"]).build_model()
+    assert encoder.classify is None
+    torch.save(encoder.state_dict(), tmp_path / "triplet.pt")
+    config = resolve(options_for("arod-resnet50"), overrides=[
+        "size=32", "workers=0", "data_format=\"ava\"", f"init_weights=\"{tmp_path}/triplet.pt\""])
+    model = make_recipe("arod-resnet50", config, datasets["ava"]).build_model()
+    assert tuple(model.classify.weight.shape) == (2, 1000)
+    assert torch.equal(model.encode.weight, encoder.encode.weight)
+    assert torch.equal(model.backbone.conv1.weight, encoder.backbone.conv1.weight)
+    norm = resolve(options_for("arod-resnet50"), overrides=[
+        "size=32", "workers=0", "data_format=\"ava\"", "ava_protocol=\"norm\""])
+    assert make_recipe("arod-resnet50", norm, datasets["ava"]).build_model().classify is None

@@ -264,20 +264,34 @@ def directional_triplet_loss(phi_a: Tensor, phi_p: Tensor, phi_n: Tensor, score_
 
 
 # --------------------------------------------------------------------------- Jin et al.
-def weighted_mse_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+def _weighted_mean(per_sample: Tensor, weight: Tensor | None, per_batch: bool,
+                   name: str) -> Tensor:
+    if weight is None:
+        return per_sample.mean()
+    w = _flat(weight).to(per_sample.dtype)
+    _check_same(name, per_sample, w)
+    if not per_batch:
+        return (w * per_sample).mean()
+    return (w * per_sample).sum() / w.sum().clamp_min(torch.finfo(per_sample.dtype).tiny)
+
+
+def weighted_mse_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                      per_batch: bool = True) -> Tensor:
     """Jin's weighted MSE: ``Σ_i w_i (y_i − ŷ_i)² / Σ_i w_i`` (plain MSE without weights).
 
     ``w_i = 1 / f_b``, f_b the normalized frequency of the bin (90 over 1..10) of image i's
     mean rating: ``framescore.train.samplers.jin_weights``.
+
+    ``per_batch`` (default) divides by the batch's own Σw. The paper's Σw runs over the
+    training set: with ``per_batch=False`` the weights must already be normalized over the
+    training set (``jin_weights`` gives them mean 1) and the batch term is
+    ``mean_i w_i (y_i − ŷ_i)²``, whose average over an epoch of equal batches is the
+    training set's WMSE exactly (a batch of rare, heavy samples then weighs more than a batch
+    of common ones, as in the paper's sum).
     """
     pred, target = _flat(pred), _flat(target).to(pred.dtype)
     _check_same("weighted_mse_loss", pred, target)
-    sq = (target - pred).pow(2)
-    if weight is None:
-        return sq.mean()
-    w = _flat(weight).to(pred.dtype)
-    _check_same("weighted_mse_loss", pred, w)
-    return (w * sq).sum() / w.sum().clamp_min(torch.finfo(pred.dtype).tiny)
+    return _weighted_mean((target - pred).pow(2), weight, per_batch, "weighted_mse_loss")
 
 
 def chi2_distance(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
@@ -294,16 +308,12 @@ def chi2_distance(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def weighted_chi2_loss(pred_hist: Tensor, target_hist: Tensor,
-                       weight: Tensor | None = None) -> Tensor:
+                       weight: Tensor | None = None, *, per_batch: bool = True) -> Tensor:
     """Jin's histogram loss: ``Σ_i w_i χ²(ĥ_i, h_i) / Σ_i w_i`` with :func:`chi2_distance`.
 
     ``pred_hist`` (N, 10) softmax output, ``target_hist`` (N, 10) the normalized vote counts,
     ``weight`` (N,) Jin's sample weights, ``framescore.train.samplers.jin_weights``
-    (None: plain mean).
+    (None: plain mean); ``per_batch`` as in :func:`weighted_mse_loss`.
     """
     chi = chi2_distance(pred_hist, target_hist)
-    if weight is None:
-        return chi.mean()
-    w = _flat(weight).to(chi.dtype)
-    _check_same("weighted_chi2_loss", chi, w)
-    return (w * chi).sum() / w.sum().clamp_min(torch.finfo(chi.dtype).tiny)
+    return _weighted_mean(chi, weight, per_batch, "weighted_chi2_loss")
