@@ -45,7 +45,8 @@ EXPECTED_PARAMS = {
     "kong-reg": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank-att": _ALEXNET_TRUNK + _ATT_HEAD + 129,
-    "kong-full": _ALEXNET_TRUNK + _ATT_HEAD + 128 * 10 + 10,
+    # + the frozen content branch: a second AlexNet trunk (Kong et al. freeze it)
+    "kong-full": 2 * _ALEXNET_TRUNK + _ATT_HEAD + 128 * 10 + 10,
     "jin-wmse": _VGG16_TRUNK + 4097,
     "jin-mse": _VGG16_TRUNK + 4097,
     "jin-histogram": _VGG16_TRUNK + 4096 * 10 + 10,
@@ -353,10 +354,11 @@ def test_kong_content_gating_follows_the_centroids() -> None:
     with torch.no_grad():
         uniform = net(x)["content"]
         fc7 = net.features(x)
+        content_fc7 = net.content_features(x)
     assert torch.allclose(uniform, torch.full_like(uniform, 0.1))     # no centroids yet
     rows = torch.nn.functional.normalize(torch.randn(10, 4096), dim=1)
-    rows[3] = torch.nn.functional.normalize(fc7[0], dim=0)
-    rows[7] = torch.nn.functional.normalize(fc7[1], dim=0)
+    rows[3] = torch.nn.functional.normalize(content_fc7[0], dim=0)
+    rows[7] = torch.nn.functional.normalize(content_fc7[1], dim=0)
     net.set_centroids(rows)
     try:
         with torch.no_grad():
@@ -370,6 +372,43 @@ def test_kong_content_gating_follows_the_centroids() -> None:
         net.centroids.zero_()
     with pytest.raises(ValueError, match="shape"):
         net.set_centroids(torch.zeros(3, 4096))
+
+
+def test_kong_content_gate_comes_from_a_frozen_branch() -> None:
+    """Kong et al. gate the content heads with a frozen content branch: a training step moves
+    the trunk, never the content trunk or its classifier, and the gate reads only the frozen
+    branch."""
+    torch.manual_seed(0)
+    net = kong.KongNet(attributes=True, content_k=8, width=0.125, content_gate="classifier")
+    net.freeze_content_branch()
+    assert all(not p.requires_grad for p in net.content_branch_parameters())
+    assert tuple(net.content_classifier.weight.shape) == (8, net.trunk.out_features)
+    x = torch.randn(4, 3, 64, 64)
+    frozen = {k: v.clone() for k, v in net.content_trunk.state_dict().items()}
+    trunk_before = net.trunk.features[0].weight.clone()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    net.train()
+    assert not net.content_trunk.training  # no dropout in the frozen branch
+    out = net(x)
+    (out["score"].sum() + out["attributes"].sum()).backward()
+    opt.step()
+    assert not torch.equal(net.trunk.features[0].weight, trunk_before)
+    assert all(torch.equal(v, frozen[k]) for k, v in net.content_trunk.state_dict().items())
+    net.eval()
+    with torch.no_grad():
+        probs = net(x)["content"]
+        expected = torch.softmax(net.content_classifier(net.content_features(x)), dim=1)
+    assert torch.allclose(probs, expected)
+
+
+def test_content_classifier_fits_separable_categories() -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.eye(6)[:3] * 5
+    feats = torch.cat([c + 0.3 * torch.randn(20, 6, generator=gen) for c in centres])
+    labels = torch.arange(3).repeat_interleave(20)
+    w, b = kong.fit_content_classifier(feats, labels, 3)
+    assert tuple(w.shape) == (3, 6) and tuple(b.shape) == (3,)
+    assert ((feats @ w.T + b).argmax(1) == labels).all()
 
 
 def test_kmeans_finds_separated_clusters() -> None:

@@ -596,6 +596,7 @@ SMOKE = {  # model: (dataset, size, extra settings)
     "relative-siamese@folder": ("folder", 32, ["data_format=\"folder\"", "n_train=20",
                                                "n_val=5", "n_test=10", "test_fraction=0.3"]),
     "kong-reg-rank@ava": ("ava", 64, ["data_format=\"ava\"", "val_fraction=0.2"]),
+    "kong-full@ava": ("ava", 64, ["data_format=\"ava\"", "val_fraction=0.2"]),
     "kong-reg@folder": ("folder", 64, ["data_format=\"folder\""]),
     "framescore-mobile@ava": ("ava", 32, ["pretrained=false", "batch_size=3",
                                           "data_format=\"ava\"", "val_fraction=0.2"]),
@@ -644,6 +645,16 @@ def test_every_recipe_trains_a_step_and_tests(name, datasets, tmp_path):
         assert all(f.paper is None for f in figures)  # the papers' figures are for their data
     if kind == "aadb":
         assert figures[0].key == "spearman" and figures[0].paper == reported["aadb_spearman"]
+        assert "TestNew" in figures[0].note
+    if name == "kong-full":
+        # the content gate reads a frozen branch: the step moved the trunk, not that branch
+        assert torch.equal(model.content_trunk.features[0].weight,
+                           before["trunk.features.0.weight"])
+        assert not torch.equal(model.trunk.features[0].weight,
+                               before["trunk.features.0.weight"])
+        if data_format == "ava":  # the eight AVA categories, fitted then frozen
+            assert tuple(model.content_classifier.weight.shape) == (8, 4096)
+            assert "11 attributes" in figures[0].note
     if name.startswith("jin"):
         keys = {f.key for f in figures}
         assert {"mse_rs", "mse_ed", "range"} <= keys
@@ -688,3 +699,27 @@ def test_arod_finetuning_starts_from_a_triplet_checkpoint(datasets, tmp_path):
     norm = resolve(options_for("arod-resnet50"), overrides=[
         "size=32", "workers=0", "data_format=\"ava\"", "ava_protocol=\"norm\""])
     assert make_recipe("arod-resnet50", norm, datasets["ava"]).build_model().classify is None
+
+
+def test_kong_says_loudly_when_within_rater_pairs_are_missing(datasets, tmp_path, caplog):
+    """Without the rater CSV the pairs are cross-rater only: a WARNING line, and the paper's
+    figure (within & cross) is not printed beside ours."""
+    import shutil
+
+    root = tmp_path / "aadb"
+    shutil.copytree(datasets["aadb"], root)
+    for csv in root.glob("*.csv"):
+        csv.unlink()
+    config = resolve(options_for("kong-reg-rank"), overrides=[
+        "size=64", "batch_size=2", "workers=0", "eval_batch_size=8", "n_pairs=50"])
+    recipe = make_recipe("kong-reg-rank", config, root)
+    with caplog.at_level("WARNING"):
+        recipe.ensure_loaded()
+    assert any("WARNING" in line and "within-rater" in line for line in recipe.summary)
+    assert "within-rater pairs are missing" in caplog.text
+    model = recipe.build_model()
+    ctx = loop.Context(loop.Dispatch(model), torch.device("cpu"), False, False)
+    figures = recipe.test(model, ctx)
+    assert figures[0].key == "spearman" and figures[0].paper is None
+    assert "no within-rater pairs" in figures[0].note
+    assert len(recipe.train_data(0)) == 50

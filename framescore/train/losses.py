@@ -93,25 +93,20 @@ def euclidean_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def rank_hinge_loss(pred_i: Tensor, pred_j: Tensor, target_i: Tensor, target_j: Tensor,
-                    alpha: float = 0.02, ignore_ties: bool = True) -> Tensor:
-    """Kong's pairwise ranking hinge: ``mean max(0, α − sign(y_i − y_j)·(ŷ_i − ŷ_j))``.
+                    alpha: float = 0.02) -> Tensor:
+    """Kong's pairwise ranking loss, their Eq. 1 as written:
+    ``1/(2N) Σ_(i,j) max(0, α − δ(y_i ≥ y_j)·(ŷ_i − ŷ_j))`` over the N pairs of a batch,
+    with ``δ(y_i ≥ y_j) = +1`` when ``y_i ≥ y_j`` and −1 otherwise.
 
-    α = 0.02 on AADB (scores in [0, 1]), 0.15 on AVA. A pair with ``y_i == y_j`` carries no
-    order; with ``ignore_ties`` (default) it is left out of the mean (the formula would add the
-    constant α with no gradient). When every pair is a tie the loss is 0 (graph kept).
+    α = 0.02 on AADB (scores in [0, 1]), 0.15 on AVA. A tie (``y_i == y_j``) counts with
+    δ = +1, as the equation has it (the pair samplers draw no ties: a tie carries no order).
     """
     pi, pj, ti, tj = _flat(pred_i), _flat(pred_j), _flat(target_i), _flat(target_j)
     _check_same("rank_hinge_loss", pi, pj)
     _check_same("rank_hinge_loss", ti, tj)
     _check_same("rank_hinge_loss", pi, ti)
-    sign = torch.sign(ti - tj).to(pi.dtype)
-    per_pair = F.relu(alpha - sign * (pi - pj))
-    if not ignore_ties:
-        return per_pair.mean()
-    keep = sign != 0
-    if not bool(keep.any()):
-        return (pi - pj).sum() * 0.0
-    return per_pair[keep].mean()
+    sign = torch.where(ti >= tj, 1.0, -1.0).to(pi.dtype)
+    return F.relu(alpha - sign * (pi - pj)).sum() / (2 * max(pi.shape[0], 1))
 
 
 def reg_rank_loss(pred_i: Tensor, pred_j: Tensor, target_i: Tensor, target_j: Tensor,
