@@ -33,14 +33,19 @@ ZOO = ("rapid-scnn", "rapid-scnn-center", "rapid-scnn-pad", "rapid-scnn-patch", 
 _SCNN_COLUMN = (3 * 64 * 121 + 64) + (64 * 64 * 25 + 64) + 2 * (64 * 64 * 9 + 64) \
     + (64 * 26 * 26 * 1000 + 1000) + (1000 * 256 + 256)
 _ALEXNET_TRUNK = 61_100_840 - (4096 * 1000 + 1000)          # torchvision alexnet minus fc8
+# the style column (Table IV): half the filters (32) in conv1 and conv4
+_STYLE_COLUMN = (3 * 32 * 121 + 32) + (32 * 64 * 25 + 64) + (64 * 64 * 9 + 64) \
+    + (64 * 32 * 9 + 32) + (32 * 26 * 26 * 1000 + 1000) + (1000 * 256 + 256)
 _VGG16_TRUNK = 138_357_544 - (4096 * 1000 + 1000)            # torchvision vgg16 minus fc8
 _ATT_HEAD = (4096 * 512 + 512) + 11 * (4096 * 256 + 256) + 11 * 257 + (3328 * 128 + 128)
 EXPECTED_PARAMS = {
     "rapid-scnn": _SCNN_COLUMN + 256 * 2 + 2,
-    "rapid-style": _SCNN_COLUMN + 256 * 14 + 14,
+    "rapid-style": _STYLE_COLUMN + 256 * 14 + 14,
     "rapid-dcnn": 2 * _SCNN_COLUMN + 512 * 2 + 2,
-    "rapid-rdcnn-style": 3 * _SCNN_COLUMN + 768 * 2 + 2,
-    "rapid-rdcnn-semantic": 2 * _SCNN_COLUMN + _ALEXNET_TRUNK + (512 + 4096) * 2 + 2,
+    "rapid-rdcnn-style": 2 * _SCNN_COLUMN + _STYLE_COLUMN + 768 * 2 + 2,
+    # semantic column: ImageNet AlexNet + fc256 (+ its 2-way head for the first stage)
+    "rapid-rdcnn-semantic": 2 * _SCNN_COLUMN + _ALEXNET_TRUNK + (4096 * 256 + 256)
+    + (256 * 2 + 2) + 768 * 2 + 2,
     "relative-siamese": 2 * _SCNN_COLUMN + 512 * 256 + 256,
     "kong-reg": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank": _ALEXNET_TRUNK + 4097,
@@ -198,7 +203,7 @@ def test_rdcnn_column_stays_frozen_and_in_eval() -> None:
     assert not net.reg_column.training and net.global_column.training
     frozen = sum(p.numel() for p in net.reg_column.parameters())
     trainable = sum(p.numel() for p in net.trainable_parameters())
-    assert frozen == _SCNN_COLUMN
+    assert frozen == _STYLE_COLUMN
     assert trainable == EXPECTED_PARAMS["rapid-rdcnn-style"] - frozen
     x = batch("rapid-scnn")
     try:
@@ -222,9 +227,18 @@ def test_scnn_column_checkpoints_seed_dcnn_and_style_columns(tmp_path: Path) -> 
                     strict=True):
         assert torch.equal(a, b)
     assert not any(p.requires_grad for p in rd.reg_column.parameters())
+    # the style column has half the filters in conv1 and conv4 (Table IV)
+    assert tuple(style.column.convs[0].weight.shape) == (32, 3, 11, 11)
+    assert tuple(style.column.convs[10].weight.shape) == (32, 64, 3, 3)
+    assert tuple(style.column.fc[1].weight.shape) == (1000, 32 * 26 * 26)
+    scnn = rapid.SCNN()
+    assert tuple(scnn.column.convs[0].weight.shape) == (64, 3, 11, 11)
+    assert tuple(scnn.column.convs[10].weight.shape) == (64, 64, 3, 3)
     dcnn = rapid.DCNN()
-    rapid.load_scnn_column(dcnn.global_column, path)
-    assert torch.equal(dcnn.global_column.convs[0].weight, style.column.convs[0].weight)
+    rapid.load_scnn_column(dcnn.global_column, save_state(scnn, tmp_path / "scnn.pt"))
+    assert torch.equal(dcnn.global_column.convs[0].weight, scnn.column.convs[0].weight)
+    with pytest.raises(WeightsError, match="not an SCNN checkpoint"):
+        rapid.load_scnn_column(dcnn.local_column, path)  # a style column does not fit
     bad = save_state(nn.Linear(3, 2), tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="not an SCNN checkpoint"):
         rapid.load_scnn_column(dcnn.local_column, bad)
@@ -261,10 +275,36 @@ def test_rapid_imagenet_init(tmp_path: Path, alexnet_file: Path) -> None:
     net = model("rapid-rdcnn-semantic")
     rapid.load_imagenet_backbone(net, alexnet_file)
     src = torch.load(alexnet_file, weights_only=True, mmap=True)
-    assert torch.equal(net.reg_column.features[0].weight, src["features.0.weight"])
+    assert torch.equal(net.reg_column.trunk.features[0].weight, src["features.0.weight"])
     assert not any(p.requires_grad for p in net.reg_column.parameters())
     with pytest.raises(UsageError, match="from scratch"):
         rapid.load_imagenet_backbone(rapid.SCNN(), alexnet_file)
+
+
+def test_rdcnn_semantic_column_is_fine_tuned_first_then_frozen(tmp_path: Path) -> None:
+    """RDCNN-semantic's third column: AlexNet + fc256 fine-tuned to aesthetics on its own
+    (tune_semantic), then installed frozen; the classifier sees 3 × 256 features."""
+    torch.manual_seed(0)
+    stage = rapid.RDCNN("semantic", size=64).tune_semantic(True).train()
+    assert tuple(stage.reg_column.fc[0].weight.shape) == (256, 4096)
+    assert tuple(stage.classifier.weight.shape) == (2, 768)
+    trainable = {n for n, p in stage.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("reg_column.", "semantic_head.")) for n in trainable)
+    assert stage.reg_column.training  # the first stage trains it (dropout on)
+    x = torch.randn(2, 3, 64, 64)
+    out = stage.forward_semantic(x)
+    torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1])).backward()
+    assert stage.reg_column.fc[0].weight.grad is not None
+    assert stage.global_column.convs[0].weight.grad is None
+    path = save_state(stage, tmp_path / "stage.pt")
+    rd = rapid.load_semantic_column(rapid.RDCNN("semantic", size=64), path)
+    assert torch.equal(rd.reg_column.fc[0].weight, stage.reg_column.fc[0].weight)
+    assert not any(p.requires_grad for p in rd.reg_column.parameters())
+    assert rd.global_column.convs[0].weight.requires_grad
+    rd.train()
+    assert not rd.reg_column.training
+    with pytest.raises(WeightsError, match="semantic column"):
+        rapid.load_semantic_column(rd, save_state(rapid.SCNN(), tmp_path / "scnn.pt"))
 
 
 # --------------------------------------------------------------------------- relative

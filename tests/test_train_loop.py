@@ -679,6 +679,9 @@ def test_style_column_then_rdcnn_style(datasets, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["figures"][0]["paper"] == 74.46
     assert main(["train", "rapid-rdcnn-semantic", "--data", ava, "--out",
                  str(tmp_path / "s"), *sets]) == 2
+    assert "needs semantic_weights" in _one_error_line(capsys)
+    assert main(["train", "rapid-rdcnn-semantic", "--data", ava, "--out",
+                 str(tmp_path / "s"), *sets, "--set", "semantic_stage=true"]) == 2
     assert "needs imagenet_weights" in _one_error_line(capsys)
 
 
@@ -723,3 +726,68 @@ def test_kong_says_loudly_when_within_rater_pairs_are_missing(datasets, tmp_path
     assert figures[0].key == "spearman" and figures[0].paper is None
     assert "no within-rater pairs" in figures[0].note
     assert len(recipe.train_data(0)) == 50
+
+
+def test_rapid_biases_learn_at_twice_the_rate(datasets):
+    config = resolve(options_for("rapid-scnn"), overrides=["size=32", "workers=0", "lr=0.01"])
+    recipe = make_recipe("rapid-scnn", config, datasets["ava"])
+    model = recipe.build_model()
+    optimizer = loop.make_optimizer(recipe.trainable(model), config)
+    weights, biases = optimizer.param_groups
+    assert weights["lr"] == 0.01 and biases["lr"] == pytest.approx(0.02)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in biases["params"]} == {
+        n for n, _ in model.named_parameters() if n.endswith("bias")}
+    assert all(not names[id(p)].endswith("bias") for p in weights["params"])
+    # a plateau step keeps the ratio
+    scheduler = loop.make_scheduler(optimizer, {**config, "plateau_patience": 0})
+    scheduler.step(1.0)
+    scheduler.step(0.5)
+    assert biases["lr"] == pytest.approx(2 * weights["lr"]) and weights["lr"] < 0.01
+
+
+def test_rapid_content_adaptation_trains_on_one_category(datasets):
+    from datasets_fixtures import make_ava  # noqa: F401  (the fixture wrote the lists)
+
+    from framescore.train.data import read_content
+
+    config = resolve(options_for("rapid-scnn"), overrides=[
+        "size=32", "workers=0", "content=\"floral\"", "val_fraction=0.0"])
+    recipe = make_recipe("rapid-scnn", config, datasets["ava"])
+    recipe.ensure_loaded()
+    train = set(read_content(datasets["ava"], "train", ("floral",))["floral"])
+    test = set(read_content(datasets["ava"], "test", ("floral",))["floral"])
+    assert {r.id for r in recipe.train_records} == train
+    assert {r.id for r in recipe.test_records} == test
+    model = recipe.build_model()
+    ctx = loop.Context(loop.Dispatch(model), torch.device("cpu"), False, False)
+    figure = recipe.test(model, ctx)[0]
+    assert figure.paper is None and "floral only" in figure.note
+
+
+def test_rdcnn_semantic_is_two_runs(datasets, tmp_path):
+    """The first run fine-tunes the semantic column alone; the second installs it frozen."""
+    from torchvision.models import alexnet
+
+    torch.save(alexnet(weights=None).state_dict(), tmp_path / "alexnet.pt")
+    base = ["size=64", "workers=0", "batch_size=2", "epochs=1", "steps_per_epoch=1",
+            "test_views=1", "eval_batch_size=8", "test_at_end=false"]
+    with pytest.raises(UsageError, match="semantic_weights"):
+        make_recipe("rapid-rdcnn-semantic", resolve(options_for("rapid-rdcnn-semantic"),
+                                                    overrides=base),
+                    datasets["ava"]).build_model()
+    stage = resolve(options_for("rapid-rdcnn-semantic"), overrides=[
+        *base, "semantic_stage=true", f"imagenet_weights=\"{tmp_path}/alexnet.pt\""])
+    recipe = make_recipe("rapid-rdcnn-semantic", stage, datasets["ava"])
+    recipe.ensure_loaded()
+    model = recipe.build_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loop.prepare_run_dir(tmp_path / "stage", False, False)
+    loop.fit(model, recipe, stage, tmp_path / "stage", meta={"model": "rapid-rdcnn-semantic"})
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    assert moved and all(k.startswith(("reg_column.", "semantic_head.")) for k in moved)
+    second = resolve(options_for("rapid-rdcnn-semantic"), overrides=[
+        *base, f"semantic_weights=\"{tmp_path}/stage/best.pt\""])
+    rd = make_recipe("rapid-rdcnn-semantic", second, datasets["ava"]).build_model()
+    assert torch.equal(rd.reg_column.fc[0].weight, model.reg_column.fc[0].weight)
+    assert not any(p.requires_grad for p in rd.reg_column.parameters())
