@@ -38,6 +38,10 @@ _STYLE_COLUMN = (3 * 32 * 121 + 32) + (32 * 64 * 25 + 64) + (64 * 64 * 9 + 64) \
     + (64 * 32 * 9 + 32) + (32 * 26 * 26 * 1000 + 1000) + (1000 * 256 + 256)
 _VGG16_TRUNK = 138_357_544 - (4096 * 1000 + 1000)            # torchvision vgg16 minus fc8
 _ATT_HEAD = (4096 * 512 + 512) + 11 * (4096 * 256 + 256) + 11 * 257 + (3328 * 128 + 128)
+# the relative-aesthetics column (Table I): 2 x 2 pools after conv1 and conv2, 224 padded by 3
+# → a 64 x 27 x 27 map before fc1000
+_RELATIVE_COLUMN = (3 * 64 * 121 + 64) + (64 * 64 * 25 + 64) + 2 * (64 * 64 * 9 + 64) \
+    + (64 * 27 * 27 * 1000 + 1000) + (1000 * 256 + 256)
 EXPECTED_PARAMS = {
     "rapid-scnn": _SCNN_COLUMN + 256 * 2 + 2,
     "rapid-style": _STYLE_COLUMN + 256 * 14 + 14,
@@ -46,7 +50,7 @@ EXPECTED_PARAMS = {
     # semantic column: ImageNet AlexNet + fc256 (+ its 2-way head for the first stage)
     "rapid-rdcnn-semantic": 2 * _SCNN_COLUMN + _ALEXNET_TRUNK + (4096 * 256 + 256)
     + (256 * 2 + 2) + 768 * 2 + 2,
-    "relative-siamese": 2 * _SCNN_COLUMN + 512 * 256 + 256,
+    "relative-siamese": 2 * _RELATIVE_COLUMN + 512 * 256 + 256,
     "kong-reg": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank-att": _ALEXNET_TRUNK + _ATT_HEAD + 129,
@@ -308,6 +312,38 @@ def test_rdcnn_semantic_column_is_fine_tuned_first_then_frozen(tmp_path: Path) -
 
 
 # --------------------------------------------------------------------------- relative
+def test_relative_column_follows_table_one() -> None:
+    """Max-pools that halve the map after conv1 and conv2, no normalization layer, conv1
+    padded by 3, dropout 0.5 at both dense layers; the training set's mean RGB is
+    subtracted through ``mean_shift``."""
+    col = relative.RelativeColumn()
+    kinds = [type(m).__name__ for m in col.convs]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Conv2d",
+                     "ReLU", "Conv2d", "ReLU"]
+    assert not any(isinstance(m, nn.LocalResponseNorm | nn.BatchNorm2d)
+                   for m in col.modules())
+    assert col.convs[0].padding == (3, 3) and col.convs[0].stride == (2, 2)
+    assert all(p.kernel_size == 2 and p.stride == 2 for p in col.convs
+               if isinstance(p, nn.MaxPool2d))
+    x = torch.zeros(1, 3, 224, 224)
+    shapes = []
+    for m in col.convs:
+        x = m(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes[0] == (64, 110, 110) and shapes[2] == (64, 55, 55)
+    assert shapes[5] == (64, 27, 27) and shapes[-1] == (64, 27, 27)
+    dense = [m for m in col.fc if isinstance(m, nn.Linear)]
+    drops = [m for m in col.fc if isinstance(m, nn.Dropout)]
+    assert [d.out_features for d in dense] == [1000, 256] and [d.p for d in drops] == [0.5, 0.5]
+    net = relative.RelativeNet(size=64).eval()
+    img = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = net.embed(img)
+        net.set_mean_rgb(torch.tensor([0.5, -1.0, 2.0]))
+        assert torch.allclose(net.embed(img + torch.tensor([0.5, -1.0, 2.0]).view(1, 3, 1, 1)),
+                              before, atol=1e-5)
+
+
 def test_siamese_difference_identities() -> None:
     net = model("relative-siamese")
     x = batch("relative-siamese", ("astronaut", "coffee"))
