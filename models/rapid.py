@@ -11,17 +11,19 @@ on AVA's δ = 0 binary labels; score = P(high)):
 ``rapid-scnn`` (global warp), ``rapid-scnn-center``, ``rapid-scnn-pad``, ``rapid-scnn-patch``
     one column on the named view.
 ``rapid-style``
-    the same column with a 14-way softmax over AVA's styles, on local patches (the view the
+    the style column (the SCNN column with 32 filters in conv1 and conv4) with a 14-way softmax over AVA's styles, on local patches (the view the
     paper's style mAP 56.81 comes from); its column regularizes ``rapid-rdcnn-style``.
 ``rapid-dcnn``
     a global-warp column and a local-patch column, independent up to fc256, concatenated
     (512) → one 2-way classifier.
 ``rapid-rdcnn-style`` / ``rapid-rdcnn-semantic``
     DCNN plus a frozen third column whose features join the concatenation; only the
-    aesthetic columns and the classifier train. Style: the ``rapid-style`` column (fc256) on
-    the local patch, loaded with :func:`load_style_column`. Semantic: an ImageNet AlexNet
-    (conv1–fc7, 4096-D, torchvision weights via :func:`load_imagenet_backbone`) on the global
-    warp.
+    aesthetic columns and the classifier train. Style: the ``rapid-style`` column (fc256; half
+    the filters in conv1 and conv4, Table IV) on the local patch, loaded with
+    :func:`load_style_column`. Semantic: an ImageNet AlexNet (torchvision weights via
+    :func:`load_imagenet_backbone`) + fc256, fine-tuned to aesthetics first
+    (:meth:`RDCNN.tune_semantic`) and installed frozen (:func:`load_semantic_column`), on the
+    global warp. Biases learn at twice the weights' rate (the recipe's parameter groups).
 
 Two views, one tensor. Multi-column nets take the two views through ``forward_views(global,
 local)`` — that is what training and test-time averaging call. ``forward(x)`` takes ONE batch
