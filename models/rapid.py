@@ -11,8 +11,9 @@ on AVA's δ = 0 binary labels; score = P(high)):
 ``rapid-scnn`` (global warp), ``rapid-scnn-center``, ``rapid-scnn-pad``, ``rapid-scnn-patch``
     one column on the named view.
 ``rapid-style``
-    the style column (the SCNN column with 32 filters in conv1 and conv4) with a 14-way softmax over AVA's styles, on local patches (the view the
-    paper's style mAP 56.81 comes from); its column regularizes ``rapid-rdcnn-style``.
+    the style column (the SCNN column with 32 filters in conv1 and conv4) with a 14-way
+    softmax over AVA's styles, on local patches (the view the paper's style mAP 56.81 comes
+    from); its column regularizes ``rapid-rdcnn-style``.
 ``rapid-dcnn``
     a global-warp column and a local-patch column, independent up to fc256, concatenated
     (512) → one 2-way classifier.
