@@ -93,9 +93,11 @@ def test_resume_after_an_epoch_is_bit_identical(ava, tmp_path):
     assert _history(full_result) == _history(second)
     a = loop.read_checkpoint(tmp_path / "full" / loop.LAST)
     b = loop.read_checkpoint(tmp_path / "split" / loop.LAST)
-    for group_a, group_b in zip(a["optimizer"]["param_groups"], b["optimizer"]["param_groups"],
-                                strict=True):
-        assert group_a["lr"] == group_b["lr"] == config["lr"] * 0.5 ** 3
+    groups = list(zip(a["optimizer"]["param_groups"], b["optimizer"]["param_groups"],
+                      strict=True))
+    assert len(groups) == 2  # weights, then biases at twice their rate (RAPID)
+    for (group_a, group_b), mult in zip(groups, (1.0, config["bias_lr_mult"]), strict=True):
+        assert group_a["lr"] == group_b["lr"] == pytest.approx(config["lr"] * mult * 0.5 ** 3)
     for k, state in a["optimizer"]["state"].items():
         assert torch.equal(state["momentum_buffer"], b["optimizer"]["state"][k]["momentum_buffer"])
 
