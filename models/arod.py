@@ -21,13 +21,20 @@ SPEC = InputSpec(height=224, width=224, mean=(123.15 / 255, 115.90 / 255, 103.06
 
 
 class ArodEncoder(nn.Module):
-    """ResNet-50 → 1000-D aesthetic encoding; ``forward`` returns score (the norm) and encoding."""
+    """ResNet-50 → 1000-D aesthetic encoding; ``forward`` returns score (the norm) and encoding.
 
-    def __init__(self, dim: int = 1000) -> None:
+    ``classes`` > 0 adds the paper's fine-tuning head for AVA's discrete labels: a linear
+    softmax classifier on Φ (``classes`` = 2: {low, high}); ``forward`` then also returns
+    ``logits`` and ``prob_high``. The paper does not describe the head; one linear layer on
+    the encoding is our choice.
+    """
+
+    def __init__(self, dim: int = 1000, classes: int = 0) -> None:
         super().__init__()
         self.backbone = resnet50(weights=None)
         self.backbone.fc = nn.Identity()
         self.encode = nn.Linear(2048, dim)
+        self.classify = nn.Linear(dim, classes) if classes else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The encoding Φ of a normalized batch ``(N, 3, 224, 224)``."""
@@ -35,14 +42,19 @@ class ArodEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         phi = self.embed(x)
-        return {"score": phi.norm(dim=1), "encoding": phi}
+        out = {"score": phi.norm(dim=1), "encoding": phi}
+        if self.classify is not None:
+            logits = self.classify(phi)
+            out["logits"] = logits
+            out["prob_high"] = torch.softmax(logits.float(), dim=1)[:, -1]
+        return out
 
 
 def entries() -> list[ModelInfo]:
     return [ModelInfo(
         name="arod-resnet50", paper="Schwarz et al. 2018, AROD aesthetic space",
         summary="ResNet-50 pool5 → 1000-D encoding; score = L2 norm",
-        spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"))]
+        spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"), card="cards/arod.md")]
 
 
 def load_imagenet_backbone(module: ArodEncoder, path: str | Path) -> ArodEncoder:

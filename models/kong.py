@@ -9,10 +9,16 @@ ImageNet weights are torchvision's AlexNet, which expects that normalization):
 ``kong-reg-rank-att``  the released model's head: fc7 → fc8new (512, ReLU) and 11 attribute
                        branches fc7 → fc 256 (ReLU) → 1; the 512 + 11·256 = 3,328 features
                        concatenated → fc 128 (ReLU) → score. Attributes regressed with ω_a = 0.1.
-``kong-full``          + content gating: K = 10 k-means centroids of L2-normalized fc7
-                       features (a buffer, set by :meth:`KongNet.set_centroids` from
-                       :func:`kmeans`); p = softmax(−‖f̂ − c_k‖² / τ) weights K content-specific
-                       score heads on the fc 128 features: score = Σ_k p_k·s_k.
+``kong-full``          + content gating from a *frozen content branch*, as the paper has
+                       it: a second AlexNet trunk (``content_trunk``, a copy of the trunk
+                       taken before fine-tuning, never trained) gives fc7 features f;
+                       either K = 10 k-means centroids of L2-normalized f (AADB: no content
+                       labels; a buffer set by :meth:`KongNet.set_centroids` from
+                       :func:`kmeans`) with p = softmax(−‖f̂ − c_k‖² / τ), or, where content
+                       labels exist (AVA's eight categories), a linear softmax classifier
+                       on f fitted before fine-tuning and then frozen
+                       (``content_gate = "classifier"``). p weights K content-specific score
+                       heads on the fc 128 features: score = Σ_k p_k·s_k.
 
 Our choices where the paper is silent: torchvision's AlexNet stands in for CaffeNet (64-192-
 384-256-256 channels instead of 96-256-384-384-256, same fc6/fc7); the gating temperature τ
@@ -143,6 +149,31 @@ def kmeans(features: torch.Tensor, k: int = CONTENT_K, iters: int = 50,
     return centroids
 
 
+def fit_content_classifier(features: torch.Tensor, labels: torch.Tensor, k: int,
+                           weight_decay: float = 1e-4,
+                           iters: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear softmax classifier ``(weight (k, D), bias (k,))`` of ``labels`` (0..k−1) on
+    ``features`` (N, D): multinomial logistic regression, L2 ``weight_decay``, fitted by
+    L-BFGS (deterministic). Kong's content branch where content labels exist (AVA)."""
+    x = features.detach().float()
+    y = labels.long()
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError("fit_content_classifier: one label per feature row expected")
+    scale = x.std(0).mean().clamp_min(1e-6)
+    w = torch.zeros(k, x.shape[1], requires_grad=True)
+    b = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy((x / scale) @ w.T + b, y) + weight_decay * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return (w.detach() / scale), b.detach()
+
+
 class KongNet(nn.Module):
     """AlexNet regression with optional attribute branches and content gating.
 
@@ -153,10 +184,13 @@ class KongNet(nn.Module):
     """
 
     def __init__(self, attributes: bool = False, content_k: int = 0,
-                 temperature: float = 0.1, width: float = 1.0) -> None:
+                 temperature: float = 0.1, width: float = 1.0,
+                 content_gate: str = "kmeans") -> None:
         super().__init__()
         if content_k and not attributes:
             raise ValueError("the content branch sits on the attribute model's features")
+        if content_gate not in ("kmeans", "classifier"):
+            raise ValueError(f"content_gate must be kmeans or classifier, not {content_gate!r}")
         self.trunk = AlexNetTrunk(width)
         self.use_attributes = attributes
         self.content_k = content_k
@@ -172,13 +206,53 @@ class KongNet(nn.Module):
         self.fuse = nn.Sequential(nn.Linear(aesthetic + branch * len(ATTRIBUTES), fused),
                                   nn.ReLU(inplace=True))
         self.head = nn.Linear(fused, content_k or 1)
+        self.content_gate = content_gate
         if content_k:
             self.register_buffer("centroids", torch.zeros(content_k, d))
             self.register_buffer("temperature", torch.tensor(float(temperature)))
+            # the frozen content branch (its own trunk, filled by freeze_content_branch)
+            self.content_trunk = AlexNetTrunk(width)
+            self.content_classifier = (nn.Linear(d, content_k)
+                                       if content_gate == "classifier" else None)
+            for p in self.content_branch_parameters():
+                p.requires_grad_(False)
+
+    def content_branch_parameters(self) -> list[nn.Parameter]:
+        """The frozen content branch's parameters (never trained with the aesthetic loss)."""
+        if not self.content_k:
+            return []
+        params = list(self.content_trunk.parameters())
+        if self.content_classifier is not None:
+            params += list(self.content_classifier.parameters())
+        return params
+
+    def train(self, mode: bool = True) -> KongNet:
+        super().train(mode)
+        if self.content_k:
+            self.content_trunk.eval()  # frozen: no dropout in its fc layers, ever
+        return self
+
+    def freeze_content_branch(self) -> None:
+        """Copy the trunk (as it is before fine-tuning: ImageNet) into the content branch."""
+        if not self.content_k:
+            raise ValueError("this model has no content branch")
+        self.content_trunk.load_state_dict(self.trunk.state_dict())
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7 features ``(N, 4096)`` at width 1 (before any head)."""
         return self.trunk(x)
+
+    def content_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen content branch's fc7 features (what the gate and k-means see)."""
+        return self.content_trunk(x)
+
+    def set_content_classifier(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Install the content classifier fitted on :meth:`content_features` (K, D) / (K,)."""
+        if self.content_classifier is None:
+            raise ValueError("this model's content gate is not a classifier")
+        with torch.no_grad():
+            self.content_classifier.weight.copy_(weight)
+            self.content_classifier.bias.copy_(bias)
 
     def set_centroids(self, centroids: torch.Tensor) -> None:
         """Install the K content centroids (``(K, 4096)`` at width 1, e.g. from
@@ -191,7 +265,10 @@ class KongNet(nn.Module):
         self.centroids.copy_(centroids.to(self.centroids))
 
     def content_probs(self, fc7: torch.Tensor) -> torch.Tensor:
-        """Gating ``softmax(−‖f̂ − c_k‖² / τ)`` over the K centroids, f̂ = fc7 / ‖fc7‖."""
+        """Gating probabilities from the content branch's fc7: the content classifier's
+        softmax, or ``softmax(−‖f̂ − c_k‖² / τ)`` over the K centroids, f̂ = fc7 / ‖fc7‖."""
+        if self.content_classifier is not None:
+            return torch.softmax(self.content_classifier(fc7), dim=1)
         f = F.normalize(fc7, dim=1)
         d2 = (f.unsqueeze(1) - self.centroids.unsqueeze(0)).pow(2).sum(-1)
         return torch.softmax(-d2 / self.temperature, dim=1)
@@ -206,7 +283,8 @@ class KongNet(nn.Module):
         heads = self.head(z)
         if not self.content_k:
             return {"score": heads.squeeze(1), "attributes": attrs}
-        probs = self.content_probs(fc7)
+        with torch.no_grad():
+            probs = self.content_probs(self.content_trunk(x))
         return {"score": (heads * probs).sum(1), "attributes": attrs, "content": probs}
 
 

@@ -11,17 +11,20 @@ on AVA's δ = 0 binary labels; score = P(high)):
 ``rapid-scnn`` (global warp), ``rapid-scnn-center``, ``rapid-scnn-pad``, ``rapid-scnn-patch``
     one column on the named view.
 ``rapid-style``
-    the same column with a 14-way softmax over AVA's styles, on local patches (the view the
-    paper's style mAP 56.81 comes from); its column regularizes ``rapid-rdcnn-style``.
+    the style column (the SCNN column with 32 filters in conv1 and conv4) with a 14-way
+    softmax over AVA's styles, on local patches (the view the paper's style mAP 56.81 comes
+    from); its column regularizes ``rapid-rdcnn-style``.
 ``rapid-dcnn``
     a global-warp column and a local-patch column, independent up to fc256, concatenated
     (512) → one 2-way classifier.
 ``rapid-rdcnn-style`` / ``rapid-rdcnn-semantic``
     DCNN plus a frozen third column whose features join the concatenation; only the
-    aesthetic columns and the classifier train. Style: the ``rapid-style`` column (fc256) on
-    the local patch, loaded with :func:`load_style_column`. Semantic: an ImageNet AlexNet
-    (conv1–fc7, 4096-D, torchvision weights via :func:`load_imagenet_backbone`) on the global
-    warp.
+    aesthetic columns and the classifier train. Style: the ``rapid-style`` column (fc256; half
+    the filters in conv1 and conv4, Table IV) on the local patch, loaded with
+    :func:`load_style_column`. Semantic: an ImageNet AlexNet (torchvision weights via
+    :func:`load_imagenet_backbone`) + fc256, fine-tuned to aesthetics first
+    (:meth:`RDCNN.tune_semantic`) and installed frozen (:func:`load_semantic_column`), on the
+    global warp. Biases learn at twice the weights' rate (the recipe's parameter groups).
 
 Two views, one tensor. Multi-column nets take the two views through ``forward_views(global,
 local)`` — that is what training and test-time averaging call. ``forward(x)`` takes ONE batch
@@ -86,24 +89,26 @@ class ScnnColumn(nn.Module):
     """One RAPID column: ``(N, 3, size, size)`` → fc256 features ``(N, 256)``.
 
     ``conv1_padding`` = 3 gives the relative-aesthetics variant ("224 padded by 3"); ``size``
-    (224) is the input side the fc1000 layer is built for.
+    (224) is the input side the fc1000 layer is built for; ``conv1`` / ``conv4`` are those
+    layers' filter counts (64; the style column has half, 32, in both: Table IV).
     """
 
     out_features = 256
 
-    def __init__(self, conv1_padding: int = 0, size: int = SIZE) -> None:
+    def __init__(self, conv1_padding: int = 0, size: int = SIZE, conv1: int = 64,
+                 conv4: int = 64) -> None:
         super().__init__()
         side = _conv_out(size, conv1_padding)
         self.convs = nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=2, padding=conv1_padding), nn.ReLU(inplace=True),
+            nn.Conv2d(3, conv1, 11, stride=2, padding=conv1_padding), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
-            nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(conv1, 64, 5, padding=2), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(64, conv4, 3, padding=1), nn.ReLU(inplace=True),
         )
         self.fc = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * side * side, 1000), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Linear(conv4 * side * side, 1000), nn.ReLU(inplace=True),
             nn.Dropout(0.5), nn.Linear(1000, 256), nn.ReLU(inplace=True), nn.Dropout(0.5),
         )
 
@@ -123,9 +128,9 @@ class SCNN(nn.Module):
     ``size``: the input side (224, the paper's).
     """
 
-    def __init__(self, classes: int = 2, size: int = SIZE) -> None:
+    def __init__(self, classes: int = 2, size: int = SIZE, half: bool = False) -> None:
         super().__init__()
-        self.column = ScnnColumn(size=size)
+        self.column = style_column(size) if half else ScnnColumn(size=size)
         self.classifier = nn.Linear(ScnnColumn.out_features, classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +151,7 @@ class StyleSCNN(SCNN):
     """
 
     def __init__(self, size: int = SIZE) -> None:
-        super().__init__(classes=len(STYLES), size=size)
+        super().__init__(classes=len(STYLES), size=size, half=True)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.logits(x)
@@ -185,36 +190,79 @@ class DCNN(nn.Module):
 Regularizer = Literal["style", "semantic"]
 
 
+def style_column(size: int = SIZE) -> ScnnColumn:
+    """The style column of Table IV: an SCNN column with half the filters in conv1 and conv4
+    (32 each)."""
+    return ScnnColumn(size=size, conv1=32, conv4=32)
+
+
+class SemanticColumn(nn.Module):
+    """RDCNN-semantic's third column: ImageNet AlexNet (conv1–fc7) + fc256 (ReLU, dropout
+    0.5), fine-tuned to the aesthetic labels first (with :attr:`RDCNN.semantic_head`), then
+    frozen. ``(N, 3, H, W)`` → ``(N, 256)``."""
+
+    out_features = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = AlexNetTrunk()
+        self.fc = nn.Sequential(nn.Linear(self.trunk.out_features, 256), nn.ReLU(inplace=True),
+                                nn.Dropout(0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.trunk(x))
+
+
 class RDCNN(DCNN):
-    """DCNN regularized by a frozen third column (style SCNN column or ImageNet AlexNet).
+    """DCNN regularized by a frozen third column (style column or semantic column).
 
     The frozen column stays in eval mode and out of the optimizer
-    (:meth:`trainable_parameters`). Style: fc256 of the ``rapid-style`` column on the local
-    view; semantic: AlexNet fc7 (4096-D) on the global view. ``size``: the input side of the
-    aesthetic columns and the style column (224, the paper's); the AlexNet column is sized by
-    its adaptive pool and takes any input of at least 63 x 63.
+    (:meth:`trainable_parameters`). Style: fc256 of the ``rapid-style`` column (half filters
+    in conv1 / conv4) on the local view; semantic: the fc256 of an ImageNet AlexNet fine-tuned
+    to aesthetics (:class:`SemanticColumn`) on the global view — :meth:`tune_semantic` trains
+    that column alone (with ``semantic_head``, a 2-way softmax) before it is frozen.
+    ``size``: the input side of the aesthetic columns and the style column (224, the
+    paper's); the AlexNet column is sized by its adaptive pool and takes any input of at
+    least 63 x 63.
     """
 
     def __init__(self, regularizer: Regularizer = "style", size: int = SIZE) -> None:
         super().__init__(size=size)
         self.regularizer = regularizer
+        self.tuning = False
         if regularizer == "style":
-            self.reg_column: nn.Module = ScnnColumn(size=size)
-            extra = ScnnColumn.out_features
+            self.reg_column: nn.Module = style_column(size)
         elif regularizer == "semantic":
-            trunk = AlexNetTrunk()
-            self.reg_column = trunk
-            extra = trunk.out_features
+            self.reg_column = SemanticColumn()
+            self.semantic_head = nn.Linear(SemanticColumn.out_features, 2)
+            self.semantic_head.requires_grad_(False)
         else:
             raise ValueError(f"unknown regularizer {regularizer!r} (style or semantic)")
-        self.classifier = nn.Linear(2 * ScnnColumn.out_features + extra, 2)
+        self.classifier = nn.Linear(3 * ScnnColumn.out_features, 2)
         self.reg_column.requires_grad_(False)
         self.reg_column.eval()
 
     def train(self, mode: bool = True) -> RDCNN:
         super().train(mode)
-        self.reg_column.eval()
+        if not self.tuning:
+            self.reg_column.eval()
         return self
+
+    def tune_semantic(self, on: bool = True) -> RDCNN:
+        """The first stage of RDCNN-semantic: train only the semantic column and its 2-way
+        head (``on``), or freeze them again for the RDCNN stage (``off``)."""
+        if self.regularizer != "semantic":
+            raise UsageError("only rapid-rdcnn-semantic has a semantic column to fine-tune")
+        self.tuning = on
+        for p in self.parameters():
+            p.requires_grad_(not on)
+        self.reg_column.requires_grad_(on)
+        self.semantic_head.requires_grad_(on)
+        return self.train(self.training)
+
+    def forward_semantic(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The semantic column alone as an aesthetic classifier (the first stage)."""
+        return _binary(self.semantic_head(self.reg_column(x)))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the optimizer gets: the aesthetic columns and the classifier."""
@@ -225,7 +273,7 @@ class RDCNN(DCNN):
         local_x = global_x if local_x is None else local_x
         reg_in = local_x if self.regularizer == "style" else global_x
         with torch.no_grad():
-            reg = self.reg_column(reg_in)
+            reg = self.reg_column(reg_in).detach()
         return torch.cat([super().features_views(global_x, local_x), reg], dim=1)
 
 
@@ -260,9 +308,27 @@ def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
     if not isinstance(module, RDCNN) or module.regularizer != "semantic":
         raise UsageError(f"{type(module).__name__} trains from scratch: only "
                          "rapid-rdcnn-semantic takes ImageNet (alexnet) weights")
-    assert isinstance(module.reg_column, AlexNetTrunk)
-    module.reg_column.load_imagenet(path)
-    module.reg_column.requires_grad_(False)
+    assert isinstance(module.reg_column, SemanticColumn)
+    module.reg_column.trunk.load_imagenet(path)
+    if not module.tuning:
+        module.reg_column.requires_grad_(False)
+    return module
+
+
+def load_semantic_column(module: RDCNN, path: str | Path) -> RDCNN:
+    """Install the semantic column (and its head) of a first-stage checkpoint (a
+    ``rapid-rdcnn-semantic`` run with ``semantic_stage = true``), frozen."""
+    if not isinstance(module, RDCNN) or module.regularizer != "semantic":
+        raise UsageError("only rapid-rdcnn-semantic takes a semantic column")
+    state = read_state_dict(path)
+    part = {k: v for k, v in state.items() if k.startswith(("reg_column.", "semantic_head."))}
+    own = {k: v for k, v in module.state_dict().items()
+           if k.startswith(("reg_column.", "semantic_head."))}
+    if set(part) != set(own) or any(part[k].shape != own[k].shape for k in own):
+        raise WeightsError(f"{path}: not a rapid-rdcnn-semantic checkpoint (no matching "
+                           "semantic column)")
+    module.load_state_dict({**module.state_dict(), **part}, strict=True)
+    module.tune_semantic(False)
     return module
 
 
@@ -335,13 +401,13 @@ def entries() -> list[ModelInfo]:
     two = {"views": {"global": GLOBAL_SPEC, "local": LOCAL_SPEC}}
     return [
         _info("rapid-scnn", "SCNN on the global warped view; score = P(high)", SCNN,
-              GLOBAL_SPEC, "binary", {"ava_accuracy": 71.20}, imagenet=None),
+              GLOBAL_SPEC, "binary", {"ava_accuracy": 67.79}, imagenet=None),
         _info("rapid-scnn-center", "SCNN on the centre-cropped view", SCNN, spec_for("center"),
               "binary", {}, imagenet=None),
         _info("rapid-scnn-pad", "SCNN on the padded (letterboxed) view", SCNN, spec_for("pad"),
               "binary", {}, imagenet=None),
         _info("rapid-scnn-patch", "SCNN on a local full-resolution patch", SCNN, LOCAL_SPEC,
-              "binary", {}, imagenet=None),
+              "binary", {"ava_accuracy": 71.20}, imagenet=None),
         _info("rapid-style", "SCNN style column: 14 AVA styles on local patches", StyleSCNN,
               LOCAL_SPEC, "style", {"style_map": 56.81},
               outputs=("score", "style_probs", "logits"), imagenet=None, styles=STYLES),

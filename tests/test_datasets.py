@@ -132,6 +132,34 @@ def test_ava_lists(ava, tmp_path):
         read_content(ava.root, "val")
 
 
+def test_ava_content_categories_from_semantic_tags(ava, tmp_path):
+    """Kong on AVA: content labels from the semantic tags (tags.txt names of the eight
+    categories; the fixture names tag 2 "Still Life" and 3 "Landscape") and the content
+    lists, which win over the tags."""
+    import shutil
+
+    from framescore.train.data.ava import CONTENT, content_categories
+
+    records = read_ava(ava.root).records
+    found = content_categories(ava.root, records)
+    listed = {i: CONTENT.index(c) for split in ("train", "test")
+              for c, ids in ava.meta["content"][split].items() for i in ids}
+    assert {i: found[i] for i in listed} == listed
+    # without the lists: the tags alone; untagged and other tags are absent
+    bare = tmp_path / "bare"
+    shutil.copytree(ava.root, bare, ignore=shutil.ignore_patterns("*_t*.jpgl", "images"))
+    (bare / "aesthetics_image_lists" / "generic_test.jpgl").write_text(
+        (ava.root / "aesthetics_image_lists" / "generic_test.jpgl").read_text())
+    by_tags = content_categories(bare, records)
+    expect = {}
+    for r in records:
+        names = [{2: "stilllife", 3: "landscape"}.get(t) for t in r.tags]
+        hit = next((n for n in names if n), None)
+        if hit:
+            expect[r.id] = CONTENT.index(hit)
+    assert by_tags == expect and len(expect) > 5
+
+
 def test_ava_style_lists(ava):
     train = read_style(ava.root, "train")
     assert len(train) == len(ava.meta["train_ids"]) and train.info["styles"][0] == \

@@ -46,35 +46,35 @@ def test_euclidean_loss_is_caffe_convention() -> None:
 
 
 def test_rank_hinge_hand_values() -> None:
+    """Kong's Eq. 1: Σ max(0, α − δ(yi ≥ yj)(ŷi − ŷj)) / 2N over the N pairs."""
     pi, pj = t(0.60, 0.40, 0.50), t(0.50, 0.45, 0.70)
     yi, yj = t(0.70, 0.30, 0.20), t(0.40, 0.60, 0.80)
     # sign: +1, −1, −1; α − s(ŷi−ŷj): 0.02−0.10, 0.02−0.05, 0.02−0.20 → all ≤ 0 → loss 0
     assert L.rank_hinge_loss(pi, pj, yi, yj, alpha=0.02).item() == pytest.approx(0.0)
-    # α = 0.15: 0.05, 0.10, 0 → mean 0.05
-    assert L.rank_hinge_loss(pi, pj, yi, yj, alpha=0.15).item() == pytest.approx(0.05)
-    # wrong order costs α + gap: ŷi−ŷj = 0.1 but yi < yj → 0.02 + 0.1
-    assert L.rank_hinge_loss(t(0.6), t(0.5), t(0.1), t(0.9)).item() == pytest.approx(0.12)
+    # α = 0.15: 0.05, 0.10, 0 → sum 0.15 over 2·3
+    assert L.rank_hinge_loss(pi, pj, yi, yj, alpha=0.15).item() == pytest.approx(0.15 / 6)
+    # wrong order costs α + gap: ŷi−ŷj = 0.1 but yi < yj → (0.02 + 0.1) / 2
+    assert L.rank_hinge_loss(t(0.6), t(0.5), t(0.1), t(0.9)).item() == pytest.approx(0.06)
 
 
-def test_rank_hinge_ties() -> None:
+def test_rank_hinge_ties_count_as_written() -> None:
     pi, pj = t(0.5, 0.6), t(0.5, 0.5)
     yi, yj = t(0.3, 0.7), t(0.3, 0.4)
-    # first pair is a tie: left out → only the second: max(0, 0.02 − 0.1) = 0
-    assert L.rank_hinge_loss(pi, pj, yi, yj).item() == pytest.approx(0.0)
-    # kept: (0.02 + 0) / 2
-    assert L.rank_hinge_loss(pi, pj, yi, yj, ignore_ties=False).item() == pytest.approx(0.01)
-    all_ties = L.rank_hinge_loss(pi.requires_grad_(), pj, t(1, 1), t(1, 1))
-    assert all_ties.item() == 0.0
-    all_ties.backward()
+    # a tie has δ(yi ≥ yj) = +1: max(0, 0.02 − 0) = 0.02; second pair 0 → 0.02 / (2·2)
+    assert L.rank_hinge_loss(pi, pj, yi, yj).item() == pytest.approx(0.005)
+    # a tie with ŷi < ŷj is pushed the +1 way: max(0, 0.02 + 0.1) / 2
+    tie = L.rank_hinge_loss(t(0.4).requires_grad_(), t(0.5), t(1.0), t(1.0))
+    assert tie.item() == pytest.approx(0.06)
+    tie.backward()
 
 
 def test_reg_rank_combines_terms() -> None:
     pi, pj, yi, yj = t(0.6), t(0.5), t(0.1), t(0.9)
     reg = ((0.6 - 0.1) ** 2 + (0.5 - 0.9) ** 2) / 4
-    rank = 0.12
+    rank = 0.12 / 2
     assert L.reg_rank_loss(pi, pj, yi, yj, omega_r=1.0).item() == pytest.approx(reg + rank)
     assert L.reg_rank_loss(pi, pj, yi, yj, alpha=0.15, omega_r=0.1).item() == \
-        pytest.approx(reg + 0.1 * (0.15 + 0.1))
+        pytest.approx(reg + 0.1 * (0.15 + 0.1) / 2)
 
 
 def test_attribute_loss_and_mask() -> None:
@@ -91,7 +91,7 @@ def test_kong_loss_compositions() -> None:
     assert L.kong_loss(si, yi).item() == pytest.approx(0.25 / 2)
     full = L.kong_loss(si, yi, sj, yj, attr_i=torch.tensor([[0.5, 0.0]]),
                        attr_target_i=torch.tensor([[1.0, 0.0]]), omega_a=0.1)
-    reg_rank = ((0.5 ** 2 + 0.4 ** 2) / 4) + 0.12
+    reg_rank = ((0.5 ** 2 + 0.4 ** 2) / 4) + 0.12 / 2
     assert full.item() == pytest.approx(reg_rank + 0.1 * 0.25 / 2)
     with pytest.raises(ValueError):
         L.kong_loss(si, yi, sj)
@@ -161,6 +161,27 @@ def test_weighted_mse() -> None:
     assert L.weighted_mse_loss(pred, target).item() == pytest.approx(4.25 / 3)
     # weights 1, 3, 4: (0.25 + 12 + 0) / 8
     assert L.weighted_mse_loss(pred, target, t(1, 3, 4)).item() == pytest.approx(12.25 / 8)
+
+
+def test_weights_normalized_over_the_training_set_not_the_batch() -> None:
+    """Jin's WMSE divides by Σw over the training set: batch losses with dataset-normalized
+    weights (mean 1) average to the whole set's WMSE; per-batch normalization does not."""
+    pred, target = t(5.0, 6.0, 3.0, 7.0), t(5.5, 4.0, 3.0, 8.0)  # squared errors .25 4 0 1
+    w = t(0.5, 0.5, 1.5, 1.5)  # mean 1 over the "training set" of four
+    whole = L.weighted_mse_loss(pred, target, w).item()
+    assert whole == pytest.approx((0.125 + 2 + 0 + 1.5) / 4)
+    halves = [(slice(0, 2)), (slice(2, 4))]
+    dataset = [L.weighted_mse_loss(pred[s], target[s], w[s], per_batch=False).item()
+               for s in halves]
+    assert dataset == pytest.approx([(0.125 + 2) / 2, (0 + 1.5) / 2])
+    assert sum(dataset) / 2 == pytest.approx(whole)
+    per_batch = [L.weighted_mse_loss(pred[s], target[s], w[s]).item() for s in halves]
+    assert sum(per_batch) / 2 == pytest.approx((2.125 / 1 + 1.5 / 3) / 2)
+    assert sum(per_batch) / 2 != pytest.approx(whole)
+    p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    q = torch.tensor([[0.25, 0.75], [0.0, 1.0]])  # χ² 1/15 and 1
+    assert L.weighted_chi2_loss(p, q, t(3, 1), per_batch=False).item() == pytest.approx(
+        (3 / 15 + 1) / 2)
 
 
 def test_chi2_and_weighted_chi2() -> None:

@@ -55,11 +55,16 @@ def test_spearman_and_pearson() -> None:
 
 def test_mse_rmser_range() -> None:
     assert M.mse([5.0, 6.0], [4.0, 6.5]) == pytest.approx((1 + 0.25) / 2)
-    # relative errors: (1.2−1.5)/1.5 = −0.2, (1.1−1.0)/1 = 0.1; σ = 0 left out
-    assert M.rmser([1.2, 1.1, 3.0], [1.5, 1.0, 0.0]) == pytest.approx(math.sqrt((0.04 + 0.01) / 2))
+    # Jin's Eq. 5: sqrt(mean (σ − σ̂)²) / mean σ̂. Errors −0.3, 0.1, 3.0 → squares 0.09,
+    # 0.01, 9.0 → mean 9.1 / 3; predicted stds 1.2, 1.1, 3.0 → mean 5.3 / 3
+    assert M.rmser([1.2, 1.1, 3.0], [1.5, 1.0, 0.0]) == pytest.approx(
+        math.sqrt(9.1 / 3) / (5.3 / 3))
+    # not the RMS of per-image relative errors (that would be sqrt((0.2² + 0.1²) / 2) here)
+    assert M.rmser([1.2, 1.1], [1.5, 1.0]) == pytest.approx(math.sqrt(0.10 / 2) / 1.15)
+    assert M.rmser([1.2, 1.1], [1.5, 1.0]) != pytest.approx(math.sqrt(0.05 / 2))
     assert M.score_range([3.54, 6.46, 5.0]) == (3.54, 6.46)
     with pytest.raises(ValueError):
-        M.rmser([1.0], [0.0])
+        M.rmser([0.0], [1.0])
     with pytest.raises(ValueError, match="lengths differ"):
         M.mse([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="no values"):

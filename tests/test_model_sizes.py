@@ -36,15 +36,26 @@ CASES = [(name, size) for name in NETS for size in (32, 64)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def last_side(size: int, conv1_padding: int) -> int:
-    """The side of a RAPID column's last conv map, counted layer by layer."""
-    side = (size + 2 * conv1_padding - 11) // 2 + 1     # conv1 11 x 11, stride 2
-    side = (side - 3) // 2 + 1                           # max-pool 3/2
-    return (side - 3) // 2 + 1                           # conv2 keeps it; max-pool 3/2
+def last_side(size: int, relative_column: bool = False) -> int:
+    """The side of a column's last conv map, counted layer by layer: RAPID's (3/2 pools) or
+    the relative-aesthetics column of Table I (conv1 padded by 3, 2 x 2 pools)."""
+    if relative_column:
+        side = (size + 2 * 3 - 11) // 2 + 1              # conv1 11 x 11, stride 2, pad 3
+        return side // 2 // 2                             # pool 2/2; conv2 keeps it; pool 2/2
+    side = (size - 11) // 2 + 1                           # conv1 11 x 11, stride 2
+    side = (side - 3) // 2 + 1                            # max-pool 3/2
+    return (side - 3) // 2 + 1                            # conv2 keeps it; max-pool 3/2
 
 
-def columns(net: nn.Module) -> list[rapid.ScnnColumn]:
-    return [m for m in net.modules() if isinstance(m, rapid.ScnnColumn)]
+def columns(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules()
+            if isinstance(m, rapid.ScnnColumn | relative.RelativeColumn)]
+
+
+def fc_input(col: nn.Module, size: int) -> int:
+    """What the column's fc1000 must take at ``size``: conv4's channels x the last side²."""
+    conv4 = [m for m in col.convs if isinstance(m, nn.Conv2d)][-1]
+    return conv4.out_channels * last_side(size, isinstance(col, relative.RelativeColumn)) ** 2
 
 
 @pytest.mark.parametrize(("name", "size"), CASES)
@@ -54,9 +65,8 @@ def test_a_net_built_for_a_size_scores_that_size(name: str, size: int) -> None:
     net = build(size=size).eval()
     cols = columns(net)
     assert len(cols) == {"scnn": 1, "style": 1, "rdcnn-style": 3}.get(name, 2)
-    padding = 3 if name == "relative" else 0
     for col in cols:
-        assert col.fc[1].in_features == 64 * last_side(size, padding) ** 2
+        assert col.fc[1].in_features == fc_input(col, size)
     x = torch.rand(N, 3, size, size)
     with torch.no_grad():
         out = net(x)
@@ -108,9 +118,11 @@ def test_the_registry_builds_the_paper_size(name: str) -> None:
     assert mismatch(default, explicit.state_dict()) is None
     default.load_state_dict(explicit.state_dict(), strict=True, assign=True)
     assert mismatch(default, small.state_dict()) is not None
-    side = last_side(224, 3 if name == "relative-siamese" else 0)
-    assert side == 26
-    assert all(c.fc[1].in_features == 64 * 26 * 26 for c in columns(default))
+    side = last_side(224, name == "relative-siamese")
+    assert side == (27 if name == "relative-siamese" else 26)
+    assert all(c.fc[1].in_features == fc_input(c, 224) for c in columns(default))
+    if name == "relative-siamese":
+        assert all(c.fc[1].in_features == 64 * 27 * 27 for c in columns(default))
 
 
 def test_a_default_checkpoint_loads_through_the_registry(tmp_path: Path) -> None:
@@ -132,7 +144,9 @@ def test_recipes_build_their_nets_at_the_training_size(name: str, tmp_path: Path
     config = resolve(options_for(name), overrides=["size=32", "workers=0"])
     model = make_recipe(name, config, tmp_path).build_model(load_weights=False)
     cols = columns(model)
-    assert cols and all(c.fc[1].in_features == 64 * 2 * 2 for c in cols)
+    assert cols and all(c.fc[1].in_features == fc_input(c, 32) for c in cols)
+    side = 3 if name == "relative-siamese" else 2
+    assert all(c.fc[1].in_features % (side * side) == 0 for c in cols)
     frozen = getattr(model, "reg_column", None)
     if frozen is not None:       # the style column stays frozen at the new size
         assert not any(p.requires_grad for p in frozen.parameters())

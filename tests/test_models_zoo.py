@@ -33,19 +33,29 @@ ZOO = ("rapid-scnn", "rapid-scnn-center", "rapid-scnn-pad", "rapid-scnn-patch", 
 _SCNN_COLUMN = (3 * 64 * 121 + 64) + (64 * 64 * 25 + 64) + 2 * (64 * 64 * 9 + 64) \
     + (64 * 26 * 26 * 1000 + 1000) + (1000 * 256 + 256)
 _ALEXNET_TRUNK = 61_100_840 - (4096 * 1000 + 1000)          # torchvision alexnet minus fc8
+# the style column (Table IV): half the filters (32) in conv1 and conv4
+_STYLE_COLUMN = (3 * 32 * 121 + 32) + (32 * 64 * 25 + 64) + (64 * 64 * 9 + 64) \
+    + (64 * 32 * 9 + 32) + (32 * 26 * 26 * 1000 + 1000) + (1000 * 256 + 256)
 _VGG16_TRUNK = 138_357_544 - (4096 * 1000 + 1000)            # torchvision vgg16 minus fc8
 _ATT_HEAD = (4096 * 512 + 512) + 11 * (4096 * 256 + 256) + 11 * 257 + (3328 * 128 + 128)
+# the relative-aesthetics column (Table I): 2 x 2 pools after conv1 and conv2, 224 padded by 3
+# → a 64 x 27 x 27 map before fc1000
+_RELATIVE_COLUMN = (3 * 64 * 121 + 64) + (64 * 64 * 25 + 64) + 2 * (64 * 64 * 9 + 64) \
+    + (64 * 27 * 27 * 1000 + 1000) + (1000 * 256 + 256)
 EXPECTED_PARAMS = {
     "rapid-scnn": _SCNN_COLUMN + 256 * 2 + 2,
-    "rapid-style": _SCNN_COLUMN + 256 * 14 + 14,
+    "rapid-style": _STYLE_COLUMN + 256 * 14 + 14,
     "rapid-dcnn": 2 * _SCNN_COLUMN + 512 * 2 + 2,
-    "rapid-rdcnn-style": 3 * _SCNN_COLUMN + 768 * 2 + 2,
-    "rapid-rdcnn-semantic": 2 * _SCNN_COLUMN + _ALEXNET_TRUNK + (512 + 4096) * 2 + 2,
-    "relative-siamese": 2 * _SCNN_COLUMN + 512 * 256 + 256,
+    "rapid-rdcnn-style": 2 * _SCNN_COLUMN + _STYLE_COLUMN + 768 * 2 + 2,
+    # semantic column: ImageNet AlexNet + fc256 (+ its 2-way head for the first stage)
+    "rapid-rdcnn-semantic": 2 * _SCNN_COLUMN + _ALEXNET_TRUNK + (4096 * 256 + 256)
+    + (256 * 2 + 2) + 768 * 2 + 2,
+    "relative-siamese": 2 * _RELATIVE_COLUMN + 512 * 256 + 256,
     "kong-reg": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank": _ALEXNET_TRUNK + 4097,
     "kong-reg-rank-att": _ALEXNET_TRUNK + _ATT_HEAD + 129,
-    "kong-full": _ALEXNET_TRUNK + _ATT_HEAD + 128 * 10 + 10,
+    # + the frozen content branch: a second AlexNet trunk (Kong et al. freeze it)
+    "kong-full": 2 * _ALEXNET_TRUNK + _ATT_HEAD + 128 * 10 + 10,
     "jin-wmse": _VGG16_TRUNK + 4097,
     "jin-mse": _VGG16_TRUNK + 4097,
     "jin-histogram": _VGG16_TRUNK + 4096 * 10 + 10,
@@ -100,6 +110,13 @@ def test_every_paper_model_is_registered_with_card_and_recipe() -> None:
         assert info.extra["family"] in ("rapid", "relative", "kong", "jin")
         assert info.extra["recipe"] and "reported" in info.extra
         assert info.outputs[0] == "score"
+
+
+def test_arod_has_a_card_that_names_the_papers_ava_protocol() -> None:
+    info = REGISTRY["arod-resnet50"]
+    card = (MODELS_DIR / info.card).read_text()
+    assert "framescore train arod-resnet50 --data ROOT --out RUN" in card
+    assert "75.83" in card and "fine-tune" in card and "ava_protocol" in card
 
 
 def test_scoring_without_weights_is_a_one_line_error() -> None:
@@ -190,7 +207,7 @@ def test_rdcnn_column_stays_frozen_and_in_eval() -> None:
     assert not net.reg_column.training and net.global_column.training
     frozen = sum(p.numel() for p in net.reg_column.parameters())
     trainable = sum(p.numel() for p in net.trainable_parameters())
-    assert frozen == _SCNN_COLUMN
+    assert frozen == _STYLE_COLUMN
     assert trainable == EXPECTED_PARAMS["rapid-rdcnn-style"] - frozen
     x = batch("rapid-scnn")
     try:
@@ -214,9 +231,18 @@ def test_scnn_column_checkpoints_seed_dcnn_and_style_columns(tmp_path: Path) -> 
                     strict=True):
         assert torch.equal(a, b)
     assert not any(p.requires_grad for p in rd.reg_column.parameters())
+    # the style column has half the filters in conv1 and conv4 (Table IV)
+    assert tuple(style.column.convs[0].weight.shape) == (32, 3, 11, 11)
+    assert tuple(style.column.convs[10].weight.shape) == (32, 64, 3, 3)
+    assert tuple(style.column.fc[1].weight.shape) == (1000, 32 * 26 * 26)
+    scnn = rapid.SCNN()
+    assert tuple(scnn.column.convs[0].weight.shape) == (64, 3, 11, 11)
+    assert tuple(scnn.column.convs[10].weight.shape) == (64, 64, 3, 3)
     dcnn = rapid.DCNN()
-    rapid.load_scnn_column(dcnn.global_column, path)
-    assert torch.equal(dcnn.global_column.convs[0].weight, style.column.convs[0].weight)
+    rapid.load_scnn_column(dcnn.global_column, save_state(scnn, tmp_path / "scnn.pt"))
+    assert torch.equal(dcnn.global_column.convs[0].weight, scnn.column.convs[0].weight)
+    with pytest.raises(WeightsError, match="not an SCNN checkpoint"):
+        rapid.load_scnn_column(dcnn.local_column, path)  # a style column does not fit
     bad = save_state(nn.Linear(3, 2), tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="not an SCNN checkpoint"):
         rapid.load_scnn_column(dcnn.local_column, bad)
@@ -253,13 +279,71 @@ def test_rapid_imagenet_init(tmp_path: Path, alexnet_file: Path) -> None:
     net = model("rapid-rdcnn-semantic")
     rapid.load_imagenet_backbone(net, alexnet_file)
     src = torch.load(alexnet_file, weights_only=True, mmap=True)
-    assert torch.equal(net.reg_column.features[0].weight, src["features.0.weight"])
+    assert torch.equal(net.reg_column.trunk.features[0].weight, src["features.0.weight"])
     assert not any(p.requires_grad for p in net.reg_column.parameters())
     with pytest.raises(UsageError, match="from scratch"):
         rapid.load_imagenet_backbone(rapid.SCNN(), alexnet_file)
 
 
+def test_rdcnn_semantic_column_is_fine_tuned_first_then_frozen(tmp_path: Path) -> None:
+    """RDCNN-semantic's third column: AlexNet + fc256 fine-tuned to aesthetics on its own
+    (tune_semantic), then installed frozen; the classifier sees 3 × 256 features."""
+    torch.manual_seed(0)
+    stage = rapid.RDCNN("semantic", size=64).tune_semantic(True).train()
+    assert tuple(stage.reg_column.fc[0].weight.shape) == (256, 4096)
+    assert tuple(stage.classifier.weight.shape) == (2, 768)
+    trainable = {n for n, p in stage.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("reg_column.", "semantic_head.")) for n in trainable)
+    assert stage.reg_column.training  # the first stage trains it (dropout on)
+    x = torch.randn(2, 3, 64, 64)
+    out = stage.forward_semantic(x)
+    torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1])).backward()
+    assert stage.reg_column.fc[0].weight.grad is not None
+    assert stage.global_column.convs[0].weight.grad is None
+    path = save_state(stage, tmp_path / "stage.pt")
+    rd = rapid.load_semantic_column(rapid.RDCNN("semantic", size=64), path)
+    assert torch.equal(rd.reg_column.fc[0].weight, stage.reg_column.fc[0].weight)
+    assert not any(p.requires_grad for p in rd.reg_column.parameters())
+    assert rd.global_column.convs[0].weight.requires_grad
+    rd.train()
+    assert not rd.reg_column.training
+    with pytest.raises(WeightsError, match="semantic column"):
+        rapid.load_semantic_column(rd, save_state(rapid.SCNN(), tmp_path / "scnn.pt"))
+
+
 # --------------------------------------------------------------------------- relative
+def test_relative_column_follows_table_one() -> None:
+    """Max-pools that halve the map after conv1 and conv2, no normalization layer, conv1
+    padded by 3, dropout 0.5 at both dense layers; the training set's mean RGB is
+    subtracted through ``mean_shift``."""
+    col = relative.RelativeColumn()
+    kinds = [type(m).__name__ for m in col.convs]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Conv2d",
+                     "ReLU", "Conv2d", "ReLU"]
+    assert not any(isinstance(m, nn.LocalResponseNorm | nn.BatchNorm2d)
+                   for m in col.modules())
+    assert col.convs[0].padding == (3, 3) and col.convs[0].stride == (2, 2)
+    assert all(p.kernel_size == 2 and p.stride == 2 for p in col.convs
+               if isinstance(p, nn.MaxPool2d))
+    x = torch.zeros(1, 3, 224, 224)
+    shapes = []
+    for m in col.convs:
+        x = m(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes[0] == (64, 110, 110) and shapes[2] == (64, 55, 55)
+    assert shapes[5] == (64, 27, 27) and shapes[-1] == (64, 27, 27)
+    dense = [m for m in col.fc if isinstance(m, nn.Linear)]
+    drops = [m for m in col.fc if isinstance(m, nn.Dropout)]
+    assert [d.out_features for d in dense] == [1000, 256] and [d.p for d in drops] == [0.5, 0.5]
+    net = relative.RelativeNet(size=64).eval()
+    img = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = net.embed(img)
+        net.set_mean_rgb(torch.tensor([0.5, -1.0, 2.0]))
+        assert torch.allclose(net.embed(img + torch.tensor([0.5, -1.0, 2.0]).view(1, 3, 1, 1)),
+                              before, atol=1e-5)
+
+
 def test_siamese_difference_identities() -> None:
     net = model("relative-siamese")
     x = batch("relative-siamese", ("astronaut", "coffee"))
@@ -346,10 +430,11 @@ def test_kong_content_gating_follows_the_centroids() -> None:
     with torch.no_grad():
         uniform = net(x)["content"]
         fc7 = net.features(x)
+        content_fc7 = net.content_features(x)
     assert torch.allclose(uniform, torch.full_like(uniform, 0.1))     # no centroids yet
     rows = torch.nn.functional.normalize(torch.randn(10, 4096), dim=1)
-    rows[3] = torch.nn.functional.normalize(fc7[0], dim=0)
-    rows[7] = torch.nn.functional.normalize(fc7[1], dim=0)
+    rows[3] = torch.nn.functional.normalize(content_fc7[0], dim=0)
+    rows[7] = torch.nn.functional.normalize(content_fc7[1], dim=0)
     net.set_centroids(rows)
     try:
         with torch.no_grad():
@@ -363,6 +448,43 @@ def test_kong_content_gating_follows_the_centroids() -> None:
         net.centroids.zero_()
     with pytest.raises(ValueError, match="shape"):
         net.set_centroids(torch.zeros(3, 4096))
+
+
+def test_kong_content_gate_comes_from_a_frozen_branch() -> None:
+    """Kong et al. gate the content heads with a frozen content branch: a training step moves
+    the trunk, never the content trunk or its classifier, and the gate reads only the frozen
+    branch."""
+    torch.manual_seed(0)
+    net = kong.KongNet(attributes=True, content_k=8, width=0.125, content_gate="classifier")
+    net.freeze_content_branch()
+    assert all(not p.requires_grad for p in net.content_branch_parameters())
+    assert tuple(net.content_classifier.weight.shape) == (8, net.trunk.out_features)
+    x = torch.randn(4, 3, 64, 64)
+    frozen = {k: v.clone() for k, v in net.content_trunk.state_dict().items()}
+    trunk_before = net.trunk.features[0].weight.clone()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    net.train()
+    assert not net.content_trunk.training  # no dropout in the frozen branch
+    out = net(x)
+    (out["score"].sum() + out["attributes"].sum()).backward()
+    opt.step()
+    assert not torch.equal(net.trunk.features[0].weight, trunk_before)
+    assert all(torch.equal(v, frozen[k]) for k, v in net.content_trunk.state_dict().items())
+    net.eval()
+    with torch.no_grad():
+        probs = net(x)["content"]
+        expected = torch.softmax(net.content_classifier(net.content_features(x)), dim=1)
+    assert torch.allclose(probs, expected)
+
+
+def test_content_classifier_fits_separable_categories() -> None:
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.eye(6)[:3] * 5
+    feats = torch.cat([c + 0.3 * torch.randn(20, 6, generator=gen) for c in centres])
+    labels = torch.arange(3).repeat_interleave(20)
+    w, b = kong.fit_content_classifier(feats, labels, 3)
+    assert tuple(w.shape) == (3, 6) and tuple(b.shape) == (3,)
+    assert ((feats @ w.T + b).argmax(1) == labels).all()
 
 
 def test_kmeans_finds_separated_clusters() -> None:

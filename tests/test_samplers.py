@@ -19,6 +19,7 @@ from framescore.train.samplers import (
     cross_rater_pairs,
     delta_split,
     ed_test,
+    gap_biased_pairs,
     jin_weights,
     relative_pairs,
     relative_protocol,
@@ -208,6 +209,26 @@ def test_triplets_one_ratio_and_errors():
 
 # ---------------------------------------------------------------------------------------------
 # Jin: weights, RS/ED tests
+
+
+def test_kong_cross_rater_pairs_favour_large_gaps():
+    """Pairs drawn with probability ∝ |s_i − s_j|: with equal groups at 0, 0.1 and 1.0 the
+    three kinds of pair come in proportion 0.1 : 1.0 : 0.9 (uniform pairs: 1 : 1 : 1), and no
+    tie is ever drawn."""
+    scores = np.repeat([0.0, 0.1, 1.0], 50)
+    pairs = gap_biased_pairs(scores, 200_000, seed=3)
+    assert pairs.shape == (200_000, 3)
+    a, b = scores[pairs[:, 0]], scores[pairs[:, 1]]
+    assert np.all(a != b)
+    assert np.array_equal(pairs[:, 2], np.where(a > b, 1, -1))
+    kinds = {frozenset(k): 0 for k in ((0.0, 0.1), (0.0, 1.0), (0.1, 1.0))}
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        kinds[frozenset((x, y))] += 1
+    shares = [kinds[frozenset(k)] / len(pairs) for k in ((0.0, 0.1), (0.0, 1.0), (0.1, 1.0))]
+    assert shares == pytest.approx([0.05, 0.5, 0.45], abs=0.01)
+    assert 0.45 < np.mean(pairs[:, 2] == 1) < 0.55  # orientation is random
+    assert np.array_equal(pairs, gap_biased_pairs(scores, 200_000, seed=3))
+    assert len(gap_biased_pairs(np.full(5, 0.5), 10)) == 0
 
 
 def test_jin_weights_normalize_and_balance_bins():

@@ -89,8 +89,9 @@ COMMON: dict[str, Option] = {
                         check=at_least(0)),
     "lr_schedule": Option("plateau", str, "none; step (x lr_gamma every lr_step epochs); "
                           "plateau (x lr_gamma when validation stalls for plateau_patience "
-                          "epochs); cosine (to 0 over the epochs)",
-                          choices=("none", "step", "plateau", "cosine")),
+                          "epochs); plateau-train (the same when the training loss stops "
+                          "falling); cosine (to 0 over the epochs)",
+                          choices=("none", "step", "plateau", "plateau-train", "cosine")),
     "lr_step": Option(10, int, "epochs between steps of the 'step' schedule",
                       check=at_least(1)),
     "lr_gamma": Option(0.1, float, "factor of the step / plateau schedules",

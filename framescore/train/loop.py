@@ -218,9 +218,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any]) 
     kind = config["lr_schedule"]
     if kind == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, config["lr_step"], config["lr_gamma"])
-    if kind == "plateau":
+    if kind in ("plateau", "plateau-train"):
+        # plateau: the validation monitor (higher is better); plateau-train: the epoch's mean
+        # training loss (lower is better; Jin et al. divide the rate by 10 when it stops falling)
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=config["lr_gamma"],
+            optimizer, mode="max" if kind == "plateau" else "min", factor=config["lr_gamma"],
             patience=config["plateau_patience"])
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
@@ -618,7 +620,9 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
             else:
                 bad_epochs += 1
             if scheduler is not None:
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if config["lr_schedule"] == "plateau-train":
+                    scheduler.step(row["train_loss"])
+                elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     if monitor is not None and math.isfinite(monitor):
                         scheduler.step(monitor)
                 else:

@@ -93,25 +93,20 @@ def euclidean_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def rank_hinge_loss(pred_i: Tensor, pred_j: Tensor, target_i: Tensor, target_j: Tensor,
-                    alpha: float = 0.02, ignore_ties: bool = True) -> Tensor:
-    """Kong's pairwise ranking hinge: ``mean max(0, α − sign(y_i − y_j)·(ŷ_i − ŷ_j))``.
+                    alpha: float = 0.02) -> Tensor:
+    """Kong's pairwise ranking loss, their Eq. 1 as written:
+    ``1/(2N) Σ_(i,j) max(0, α − δ(y_i ≥ y_j)·(ŷ_i − ŷ_j))`` over the N pairs of a batch,
+    with ``δ(y_i ≥ y_j) = +1`` when ``y_i ≥ y_j`` and −1 otherwise.
 
-    α = 0.02 on AADB (scores in [0, 1]), 0.15 on AVA. A pair with ``y_i == y_j`` carries no
-    order; with ``ignore_ties`` (default) it is left out of the mean (the formula would add the
-    constant α with no gradient). When every pair is a tie the loss is 0 (graph kept).
+    α = 0.02 on AADB (scores in [0, 1]), 0.15 on AVA. A tie (``y_i == y_j``) counts with
+    δ = +1, as the equation has it (the pair samplers draw no ties: a tie carries no order).
     """
     pi, pj, ti, tj = _flat(pred_i), _flat(pred_j), _flat(target_i), _flat(target_j)
     _check_same("rank_hinge_loss", pi, pj)
     _check_same("rank_hinge_loss", ti, tj)
     _check_same("rank_hinge_loss", pi, ti)
-    sign = torch.sign(ti - tj).to(pi.dtype)
-    per_pair = F.relu(alpha - sign * (pi - pj))
-    if not ignore_ties:
-        return per_pair.mean()
-    keep = sign != 0
-    if not bool(keep.any()):
-        return (pi - pj).sum() * 0.0
-    return per_pair[keep].mean()
+    sign = torch.where(ti >= tj, 1.0, -1.0).to(pi.dtype)
+    return F.relu(alpha - sign * (pi - pj)).sum() / (2 * max(pi.shape[0], 1))
 
 
 def reg_rank_loss(pred_i: Tensor, pred_j: Tensor, target_i: Tensor, target_j: Tensor,
@@ -264,20 +259,34 @@ def directional_triplet_loss(phi_a: Tensor, phi_p: Tensor, phi_n: Tensor, score_
 
 
 # --------------------------------------------------------------------------- Jin et al.
-def weighted_mse_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+def _weighted_mean(per_sample: Tensor, weight: Tensor | None, per_batch: bool,
+                   name: str) -> Tensor:
+    if weight is None:
+        return per_sample.mean()
+    w = _flat(weight).to(per_sample.dtype)
+    _check_same(name, per_sample, w)
+    if not per_batch:
+        return (w * per_sample).mean()
+    return (w * per_sample).sum() / w.sum().clamp_min(torch.finfo(per_sample.dtype).tiny)
+
+
+def weighted_mse_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                      per_batch: bool = True) -> Tensor:
     """Jin's weighted MSE: ``Σ_i w_i (y_i − ŷ_i)² / Σ_i w_i`` (plain MSE without weights).
 
     ``w_i = 1 / f_b``, f_b the normalized frequency of the bin (90 over 1..10) of image i's
     mean rating: ``framescore.train.samplers.jin_weights``.
+
+    ``per_batch`` (default) divides by the batch's own Σw. The paper's Σw runs over the
+    training set: with ``per_batch=False`` the weights must already be normalized over the
+    training set (``jin_weights`` gives them mean 1) and the batch term is
+    ``mean_i w_i (y_i − ŷ_i)²``, whose average over an epoch of equal batches is the
+    training set's WMSE exactly (a batch of rare, heavy samples then weighs more than a batch
+    of common ones, as in the paper's sum).
     """
     pred, target = _flat(pred), _flat(target).to(pred.dtype)
     _check_same("weighted_mse_loss", pred, target)
-    sq = (target - pred).pow(2)
-    if weight is None:
-        return sq.mean()
-    w = _flat(weight).to(pred.dtype)
-    _check_same("weighted_mse_loss", pred, w)
-    return (w * sq).sum() / w.sum().clamp_min(torch.finfo(pred.dtype).tiny)
+    return _weighted_mean((target - pred).pow(2), weight, per_batch, "weighted_mse_loss")
 
 
 def chi2_distance(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
@@ -294,16 +303,12 @@ def chi2_distance(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def weighted_chi2_loss(pred_hist: Tensor, target_hist: Tensor,
-                       weight: Tensor | None = None) -> Tensor:
+                       weight: Tensor | None = None, *, per_batch: bool = True) -> Tensor:
     """Jin's histogram loss: ``Σ_i w_i χ²(ĥ_i, h_i) / Σ_i w_i`` with :func:`chi2_distance`.
 
     ``pred_hist`` (N, 10) softmax output, ``target_hist`` (N, 10) the normalized vote counts,
     ``weight`` (N,) Jin's sample weights, ``framescore.train.samplers.jin_weights``
-    (None: plain mean).
+    (None: plain mean); ``per_batch`` as in :func:`weighted_mse_loss`.
     """
     chi = chi2_distance(pred_hist, target_hist)
-    if weight is None:
-        return chi.mean()
-    w = _flat(weight).to(chi.dtype)
-    _check_same("weighted_chi2_loss", chi, w)
-    return (w * chi).sum() / w.sum().clamp_min(torch.finfo(chi.dtype).tiny)
+    return _weighted_mean(chi, weight, per_batch, "weighted_chi2_loss")

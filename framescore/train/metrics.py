@@ -115,16 +115,16 @@ def mse(pred: object, target: object) -> float:
 
 
 def rmser(pred_std: object, true_std: object) -> float:
-    """Root-mean-square error ratio of the predicted rating std (Jin's RMSER), as a fraction.
-
-    ``sqrt(mean_i ((σ̂_i − σ_i) / σ_i)²)`` over images with σ_i > 0 (a unanimous vote has no
-    spread to compare against). Multiply by 100 for the paper's percentages.
+    """Jin et al.'s RMSER (their Eq. 5) of the predicted rating std, as a fraction:
+    ``sqrt(mean_i (σ_i − σ̂_i)²) / mean_i σ̂_i`` — the root-mean-square error of the std
+    divided by the mean of the *predicted* std ``σ̂`` (not an RMS of per-image relative
+    errors). Multiply by 100 for the paper's percentages.
     """
     p, t = _pair(pred_std, true_std, "rmser")
-    keep = t > 0
-    if not keep.any():
-        raise ValueError("rmser: every true std is 0")
-    return float(np.sqrt(np.mean(((p[keep] - t[keep]) / t[keep]) ** 2)))
+    mean_pred = float(np.mean(p))
+    if mean_pred <= 0:
+        raise ValueError("rmser: the mean predicted std is 0")
+    return float(np.sqrt(np.mean((t - p) ** 2)) / mean_pred)
 
 
 def score_range(pred: object) -> tuple[float, float]:

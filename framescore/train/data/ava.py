@@ -175,6 +175,48 @@ def read_content(root: Path | str, split: str = "train",
     return {c: read_id_list(list_path(root, f"{c}_{split}.jpgl")) for c in categories}
 
 
+#: AVA semantic tag names (tags.txt, compared without case, spaces or underscores) of the eight
+#: content categories of the content lists
+CONTENT_TAGS = {"animals": "animal", "animal": "animal", "architecture": "architecture",
+                "cityscape": "cityscape", "floral": "floral", "fooddrink": "fooddrink",
+                "foodanddrink": "fooddrink", "landscape": "landscape",
+                "landscapes": "landscape", "portraiture": "portrait", "portrait": "portrait",
+                "stilllife": "stilllife"}
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def content_categories(root: Path | str, records: list[Record],
+                       categories: tuple[str, ...] = CONTENT) -> dict[str, int]:
+    """Each record's content category (index into ``categories``), where AVA says one.
+
+    From the semantic tags (``tags.txt`` names matched to the eight categories: Animals,
+    Architecture, Cityscape, Floral, Food and Drink, Landscape, Portraiture, Still Life; the
+    first tag that names one wins) and, where present, the content lists
+    ``<category>_{train,test}.jpgl`` (which win over the tags). Untagged images are absent.
+    """
+    index = {c: k for k, c in enumerate(categories)}
+    tags = read_tags(root)
+    by_tag = {t: index[CONTENT_TAGS[_squash(n)]] for t, n in tags.items()
+              if CONTENT_TAGS.get(_squash(n)) in index}
+    out: dict[str, int] = {}
+    for r in records:
+        hit = next((by_tag[t] for t in r.tags if t in by_tag), None)
+        if hit is not None:
+            out[r.id] = hit
+    for split in ("train", "test"):
+        try:
+            lists = read_content(root, split, categories)
+        except DataError:
+            continue
+        for c, ids in lists.items():
+            for i in ids:
+                out[i] = index[c]
+    return out
+
+
 def _paired_lines(ids_path: Path, labels_path: Path) -> list[tuple[int, str, str]]:
     """Zip an id list with its label file line by line (they must have equally many lines)."""
     ids = read_lines(ids_path, "AVA style list")

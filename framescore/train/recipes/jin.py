@@ -22,11 +22,14 @@ from framescore.train.recipes.base import Figure, Recipe, cap, random_split, rep
 
 class JinRecipe(Recipe):
     """Jin et al.'s weighted CNNs on AVA: RS-test (3,000 random images) and ED-test (1,000
-    each with mean < 4, 4..7, > 7) are set aside, everything else trains (``val_fraction``
-    held out). Sample weights w = 1 / normalized frequency of the mean's bin (90 bins over
-    1..10). Losses: MSE (``jin-mse``), weighted MSE (``jin-wmse``), weighted χ² between the
-    predicted and the voted histograms (``jin-histogram``). Test: MSE of the mean on RS and
-    ED, the predicted score range, RMSER of the predicted std (histogram model)."""
+    each with mean < 4, 4..7, > 7) are set aside, everything else trains: the paper holds out
+    no validation set (``val_fraction`` 0), so the model kept is the last epoch's (the paper
+    reports the 20th). Sample weights w = 1 / normalized frequency of the mean's bin (90 bins
+    over 1..10), normalized over the whole training set (not per batch). The rate is divided
+    by 10 when the training loss stops falling (``plateau-train``). Losses: MSE
+    (``jin-mse``), weighted MSE (``jin-wmse``), weighted χ² between the predicted and the
+    voted histograms (``jin-histogram``). Test: MSE of the mean on RS and ED, the predicted
+    score range, RMSER of the predicted std (histogram model, Jin's Eq. 5)."""
 
     family = "jin"
     formats = ("ava", "folder")
@@ -34,7 +37,8 @@ class JinRecipe(Recipe):
     @classmethod
     def options(cls, info: ModelInfo) -> dict[str, Option]:
         o = cls._common(info, cls.formats, optimizer="sgd", lr=1e-5, momentum=0.9,
-                        batch_size=32, lr_schedule="none", epochs=20, early_stop=0)
+                        batch_size=32, lr_schedule="plateau-train", plateau_patience=0,
+                        epochs=20, early_stop=0, val_fraction=0.0)
         o["rs_size"] = Option(3000, int, "RS-test: random test images", check=at_least(1))
         o["ed_per_bin"] = Option(1000, int, "ED-test: images per band (< 4, 4..7, > 7)",
                                  check=at_least(1))
@@ -101,9 +105,10 @@ class JinRecipe(Recipe):
         w = t["weight"].to(ctx.device) if self.weighted else None
         if self.histogram:
             loss = weighted_chi2_loss(out["histogram"].float(), t["histogram"].to(ctx.device),
-                                      w)
+                                      w, per_batch=False)
         else:
-            loss = weighted_mse_loss(out["score"].float(), t["score"].to(ctx.device), w)
+            loss = weighted_mse_loss(out["score"].float(), t["score"].to(ctx.device), w,
+                                     per_batch=False)
         return StepResult(loss, int(batch["size"]))
 
     def _predict(self, model: nn.Module, records: Sequence[Record],

@@ -3,6 +3,7 @@ attributes and content gating."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,17 +22,25 @@ from framescore.train.data import PairDataset, Record, read_aadb
 from framescore.train.loop import Context, StepResult, epoch_seed
 from framescore.train.recipes.base import Figure, Recipe, cap, reported
 
+log = logging.getLogger("framescore.train")
+
 
 class KongRecipe(Recipe):
     """Kong et al.'s regression network on AADB (or AVA), with rank pairs and attributes.
 
-    AADB: ``train`` trains, ``validation`` validates, ``TestNew`` tests (scores in [0, 1]);
-    AVA: the mean rescaled ``(mean − 1) / 9``, ``generic_test`` tests. ``kong-reg``: the
-    Euclidean loss on images. The others train on pairs: ``n_pairs`` cross-rater pairs (by
-    mean score) and up to ``within_pairs`` within-rater pairs (same worker; needs the rating
-    CSV) drawn afresh every epoch; loss = reg + ω_r·rank (α = 0.02 AADB / 0.15 AVA, ω_r = 1
-    AADB / 0.1 AVA) + ω_a·attributes (ω_a = 0.1). ``kong-full``: the K = 10 content centroids
-    come from k-means on the fc7 features of the training images before training starts.
+    AADB: ``train`` trains, ``validation`` validates, ``TestNew`` tests by default
+    (``test_list``; scores in [0, 1]); AVA: the mean rescaled ``(mean − 1) / 9``,
+    ``generic_test`` tests. ``kong-reg``: the Euclidean loss on images. The others train on
+    pairs drawn afresh every epoch: ``n_pairs`` cross-rater pairs (by mean score, drawn with
+    probability proportional to their score gap; a million an epoch by default) and every
+    within-rater pair (same worker, labelled by that worker's scores; needs the rating CSV,
+    and its absence is said loudly); loss = reg + ω_r·rank (Eq. 1: Σ hinge / 2N; α = 0.02
+    AADB / 0.15 AVA, ω_r = 1 AADB / 0.1 AVA) + ω_a·attributes (ω_a = 0.1). ``kong-full``:
+    the content gate comes from a frozen copy of the trunk taken before fine-tuning: K = 10
+    k-means centroids of its fc7 features on AADB; on AVA, a softmax classifier of the eight
+    content categories (read from AVA's semantic tags and content lists) fitted on those
+    features and then frozen. AVA has no labels for AADB's 11 attributes: their loss is 0
+    there (said in the log and the figures).
     """
 
     family = "kong"
@@ -47,10 +56,13 @@ class KongRecipe(Recipe):
                                 check=at_least(0))
         o["ratings"] = Option("", str, "AADB rater CSV for within-rater pairs (path; empty: "
                               "a *.csv in the data root with a WorkerId column, if any)")
-        o["n_pairs"] = Option(0, int, "cross-rater pairs per epoch (0: as many as training "
-                              "images)", check=at_least(0))
-        o["within_pairs"] = Option(0, int, "within-rater pairs per epoch at most (0: as many "
-                                   "as training images)", check=at_least(0))
+        o["n_pairs"] = Option(1_000_000, int, "cross-rater pairs per epoch, drawn with "
+                              "probability proportional to their score gap (0: as many as "
+                              "training images)", check=at_least(0))
+        o["within_pairs"] = Option(0, int, "within-rater pairs per epoch at most (0: every "
+                                   "within-rater pair)", check=at_least(0))
+        o["test_list"] = Option("testnew", str, "AADB test list: testnew (the release's "
+                                "TestNew, 1,000 images) or test", choices=("testnew", "test"))
         o["alpha"] = Option(0.0, float, "rank hinge margin α (0: the paper's, 0.02 AADB / "
                             "0.15 AVA)", check=at_least(0))
         o["omega_r"] = Option(0.0, float, "weight ω_r of the rank loss (0: the paper's, 1 AADB "
@@ -66,6 +78,17 @@ class KongRecipe(Recipe):
     @property
     def pairs_mode(self) -> bool:
         return bool(self.info.extra.get("pairs"))
+
+    @property
+    def content(self) -> bool:
+        return "content" in self.info.outputs
+
+    def build_kwargs(self, load_weights: bool = True) -> dict[str, Any]:
+        if self.content and self.config["data_format"] == "ava":
+            from framescore.train.data.ava import CONTENT
+
+            return {"content_k": len(CONTENT), "content_gate": "classifier"}
+        return {}
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -103,15 +126,31 @@ class KongRecipe(Recipe):
             ratings = self._ratings_csv(root) if self.pairs_mode else None
             train = read_aadb(root, "train", image_dir=self.image_dir(), ratings=ratings)
             val = read_aadb(root, "validation", image_dir=self.image_dir())
-            test = read_aadb(root, "testnew", image_dir=self.image_dir())
+            test = read_aadb(root, cfg["test_list"], image_dir=self.image_dir())
             for rs in (train, val, test):
                 self.note(rs.summary())
             if ratings is not None:
                 self.note(f"rater CSV: {ratings}")
+            elif self.pairs_mode:
+                self.note("WARNING: no AADB rater CSV (set ratings = PATH): NO within-rater "
+                          "pairs, cross-rater pairs only; the paper's figures use both, so "
+                          "none is printed beside ours")
+                log.warning("kong: no rater CSV found under %s: within-rater pairs are "
+                            "missing", root)
             train_r, val_r, test_r = train.records, val.records, test.records
         elif fmt == "ava":
             train_r, val_r, test_r = self.ava_generic_split()
             self.scale = (1.0, 10.0)
+            if self.attributes:
+                self.note("AVA has no labels for AADB's 11 attributes: the attribute "
+                          "branches get no supervision (their loss is 0)")
+            if self.content:
+                from framescore.train.data.ava import content_categories
+
+                self.content_of = content_categories(self.require_root(), train_r)
+                n = sum(r.id in self.content_of for r in train_r)
+                self.note(f"AVA content categories (semantic tags, content lists): {n} of "
+                          f"{len(train_r)} training images labelled")
         else:
             train_r, val_r, test_r = self.folder_splits((cfg["test_fraction"],
                                                          cfg["val_fraction"]))
@@ -141,15 +180,16 @@ class KongRecipe(Recipe):
     def train_data(self, epoch: int) -> Dataset:
         if not self.pairs_mode:
             return self.train_images
-        from framescore.train.samplers import cross_rater_pairs, within_rater_pairs
+        from framescore.train.samplers import gap_biased_pairs, within_rater_pairs
 
         n = len(self.train_records)
         seed = epoch_seed(self.config["seed"], epoch, 7) % 2**32
-        cross = cross_rater_pairs(self.train_records, self.config["n_pairs"] or n, seed=seed)
+        cross = gap_biased_pairs(self.train_records, self.config["n_pairs"] or n, seed=seed)
         parts = [cross]
         if any(r.ratings for r in self.train_records):
             parts.append(within_rater_pairs(self.train_records,
-                                            self.config["within_pairs"] or n, seed=seed + 1))
+                                            self.config["within_pairs"] or None,
+                                            seed=seed + 1))
         pairs = np.concatenate(parts)
         if not len(pairs):
             raise DataError("no training pair: every training image has the same score")
@@ -158,17 +198,33 @@ class KongRecipe(Recipe):
     def start(self, model: nn.Module, ctx: Context) -> None:
         if not getattr(model, "content_k", 0):
             return
-        from framescore.models.kong import kmeans
+        from framescore.models.kong import fit_content_classifier, kmeans
 
         k = model.content_k
+        model.freeze_content_branch()  # the trunk as it starts (ImageNet), frozen from now
+        run = lambda m, x: {"f": m.content_features(x)}  # noqa: E731
+        if model.content_classifier is not None:
+            records = [r for r in self.train_records if r.id in self.content_of]
+            if len({self.content_of[r.id] for r in records}) < 2:
+                raise DataError("kong-full on AVA needs training images of at least two "
+                                "content categories (semantic tags or content lists)")
+            idx, out = self.predict(model, records, ctx, run=run)
+            labels = torch.tensor([self.content_of[records[i].id] for i in idx])
+            weight, bias = fit_content_classifier(torch.from_numpy(out["f"]).float(),
+                                                  labels, k)
+            model.set_content_classifier(weight, bias)
+            self.note(f"content branch: softmax over the {k} AVA categories fitted on "
+                      f"{len(idx)} labelled training images, then frozen")
+            return
         records = cap(self.train_records, self.config["kmeans_images"], self.config["seed"])
         if len(records) < k:
             raise DataError(f"kong-full needs at least {k} training images for its content "
                             f"clusters, found {len(records)}")
-        _, out = self.predict(model, records, ctx, run=lambda m, x: {"f": m.features(x)})
+        _, out = self.predict(model, records, ctx, run=run)
         feats = torch.from_numpy(out["f"]).float()
         model.set_centroids(kmeans(feats, k, seed=self.config["seed"]))
-        self.note(f"content centroids: k-means (K = {k}) on {len(feats)} training images")
+        self.note(f"content centroids: k-means (K = {k}) on {len(feats)} training images "
+                  "(frozen content branch)")
 
     def step(self, ctx: Context, batch: dict) -> StepResult:
         from framescore.train.losses import attribute_loss, euclidean_loss, rank_hinge_loss
@@ -217,9 +273,19 @@ class KongRecipe(Recipe):
     def test(self, model: nn.Module, ctx: Context) -> list[Figure]:
         fmt = self.config["data_format"]
         pred, truth = self._scores(model, self.test_records, ctx)
-        note = f"{len(pred)} test images" + (" (TestNew)" if fmt == "aadb" else "")
-        out = [Figure("spearman", "Spearman ρ", metrics.spearman(pred, truth),
-                      reported(self.info, f"{fmt}_spearman"), "", note),
+        note = f"{len(pred)} test images"
+        paper = reported(self.info, f"{fmt}_spearman")
+        if fmt == "aadb":
+            listed = "TestNew" if self.config["test_list"] == "testnew" else "Test"
+            note += (f" ({listed}; the paper does not name its test list, the release ships "
+                     "Test and TestNew)")
+            if self.pairs_mode and not any(r.ratings for r in self.train_records):
+                paper = None
+                note += "; no within-rater pairs (no rater CSV): not the paper's protocol"
+        if fmt == "ava" and self.attributes:
+            note += "; AVA cannot supervise the 11 attributes (no labels)"
+        out = [Figure("spearman", "Spearman ρ", metrics.spearman(pred, truth), paper, "",
+                      note),
                Figure("pearson", "Pearson r", metrics.pearson(pred, truth), None, "", note),
                Figure("mse", "MSE (scores in [0, 1])", metrics.mse(pred, truth), None, "",
                       note)]

@@ -15,7 +15,12 @@ from framescore.train import metrics
 from framescore.train.config import Option, at_least, fraction
 from framescore.train.data import PairDataset, read_ava
 from framescore.train.loop import Context, StepResult
-from framescore.train.recipes.base import Figure, Recipe, reported
+from framescore.train.recipes.base import Figure, Recipe, cap, reported
+
+#: the paper's one column + sigmoid on the images of its own test pairs
+OWN_TEST_SINGLE_COLUMN = 59.41
+#: the paper's baseline: a RAPID classifier's P(high) ranking the own / standard test pairs
+RAPID_PAIR_BASELINE = {"test": 62.21, "standard": 65.87}
 
 
 class RelativeRecipe(Recipe):
@@ -25,8 +30,11 @@ class RelativeRecipe(Recipe):
     < ``max_variance`` (2.6); ``n_train`` + ``n_val`` pairs of all-unique training images,
     ``n_test`` more from unused training images (the paper's own test) and every unique pair
     the ``generic_test`` ids allow (the "standard" pairs). Loss max(0, δ − y·d), δ = 3.
-    Test: pair accuracy on both sets and the single column's binary accuracy (sigmoid ≥ 0.5) on
-    the AVA test images.
+    Test: pair accuracy on both sets; the single column's binary accuracy (sigmoid ≥ 0.5,
+    images high when their mean ≥ ``class_threshold``, 5.5) on the AVA test images and on the
+    images of the own test pairs; with ``rapid_weights`` (a trained RAPID checkpoint) the
+    paper's baseline, a RAPID classifier's P(high) ranking the same pairs. Before training,
+    the training images' mean RGB is measured (``mean_images`` of them) and subtracted.
     """
 
     family = "relative"
@@ -46,7 +54,34 @@ class RelativeRecipe(Recipe):
         o["n_test"] = Option(20000, int, "the paper's own test pairs", check=at_least(0))
         o["test_fraction"] = Option(0.1, float, "folder data: share of images held out for "
                                     "the test", check=fraction)
+        o["class_threshold"] = Option(5.5, float, "one column + sigmoid: images are high when "
+                                      "their mean is at least this (the paper: 5.5)")
+        o["mean_images"] = Option(2000, int, "training images whose mean RGB is subtracted "
+                                  "(0: keep the ImageNet means)", check=at_least(0))
+        o["rapid_weights"] = Option("", str, "a trained RAPID checkpoint (framescore train "
+                                    "rapid-*): its P(high) ranks the test pairs, the paper's "
+                                    "baseline (path; empty: skipped)")
         return o
+
+    WEIGHT_KEYS = (*Recipe.WEIGHT_KEYS, "rapid_weights")
+
+    def start(self, model: nn.Module, ctx: Context) -> None:
+        """Measure the training images' mean RGB (of the normalized input) and install it."""
+        n = self.config["mean_images"]
+        if not n or not hasattr(model, "set_mean_rgb"):
+            return
+        used = np.unique(self.pairs["train"][:, :2])
+        records = [self.records[i] for i in cap(list(used), n, self.config["seed"])]
+
+        def run(m: nn.Module, x: Any) -> dict[str, torch.Tensor]:
+            first = x["global"] if isinstance(x, dict) else x
+            return {"mean": first.float().mean(dim=(2, 3))}
+
+        _, out = self.predict(model, records, ctx, run=run)
+        offset = torch.from_numpy(out["mean"].mean(0)).float()
+        model.set_mean_rgb(offset)
+        self.note(f"mean RGB of {len(out['mean'])} training images subtracted (offset from "
+                  f"the ImageNet means: {', '.join(f'{v * 255:.1f}' for v in offset.tolist())})")
 
     def load(self) -> None:
         from framescore.train.samplers import cross_rater_pairs, relative_protocol
@@ -150,18 +185,61 @@ class RelativeRecipe(Recipe):
                 out.append(Figure(f"pair_accuracy_{key}", label, 100 * acc,
                                   reported(self.info, paper) if ava else None, "%",
                                   f"{n} pairs"))
+        cut = self.config["class_threshold"]
         test = [r for r in self.records if r.id in self.test_ids]
+        own = [self.records[i] for i in np.unique(self.pairs["test"][:, :2])] \
+            if len(self.pairs["test"]) else []
+        for key, images, paper, where in (
+                ("ava_accuracy_single_column", test,
+                 reported(self.info, "ava_accuracy_single_column"), "AVA test images"),
+                ("own_accuracy_single_column", own, OWN_TEST_SINGLE_COLUMN,
+                 "images of the own test pairs")):
+            if not (ava and images):
+                continue
+            idx, res = self.predict(model, images, ctx)
+            labels = np.array([int(images[i].score >= cut) for i in idx])
+            out.append(Figure(
+                key, "binary accuracy, one column + sigmoid",
+                100 * metrics.binary_accuracy(res["prob_high"], labels),
+                paper if cut == 5.5 else None, "%",
+                f"{len(idx)} {where}, high if mean ≥ {cut:g}"))
+        if ava and self.config["rapid_weights"]:
+            out += self.rapid_baseline(ctx)
         if test:
             idx, res = self.predict(model, test, ctx)
-            labels = np.array([int(test[i].score >= 5.0) for i in idx])
-            if ava:
-                out.append(Figure(
-                    "ava_accuracy_single_column", "binary accuracy, one column + sigmoid",
-                    100 * metrics.binary_accuracy(res["prob_high"], labels),
-                    reported(self.info, "ava_accuracy_single_column"), "%",
-                    f"{len(idx)} AVA test images, δ = 0"))
             scores = np.array([test[i].score for i in idx])
             out.append(Figure("spearman", "Spearman ρ of the single-column score",
                               metrics.spearman(res["score"], scores), None, "",
                               f"{len(idx)} test images"))
+        return out
+
+    @torch.no_grad()
+    def rapid_baseline(self, ctx: Context) -> list[Figure]:
+        """The paper's baseline: a trained RAPID classifier ranks the test pairs by P(high)."""
+        from framescore.train.evaluate import prepare
+        from framescore.train.loop import Context as LoopContext
+        from framescore.train.loop import Dispatch, checkpoint_meta
+
+        path = self.config["rapid_weights"]
+        name = checkpoint_meta(path).get("model") or "rapid-scnn"
+        if not str(name).startswith("rapid-") or name == "rapid-style":
+            raise DataError(f"rapid_weights: {path} is a {name} checkpoint, not a RAPID "
+                            "aesthetics classifier")
+        recipe, model = prepare(name, path, None, overrides=["test_views=1"])
+        model = model.to(ctx.device)
+        rctx = LoopContext(Dispatch(model), ctx.device, False, False)
+        out: list[Figure] = []
+        for key, label in (("test", "own test pairs"), ("standard", "standard pairs")):
+            pairs = self.pairs[key]
+            if not len(pairs):
+                continue
+            uniq = np.unique(pairs[:, :2])
+            idx, res = recipe.predict(model, [self.records[i] for i in uniq], rctx)
+            p = {int(uniq[i]): v for i, v in zip(idx, res["prob_high"], strict=True)}
+            keep = [k for k, (i, j, _) in enumerate(pairs.tolist()) if i in p and j in p]
+            d = np.array([p[int(pairs[k, 0])] - p[int(pairs[k, 1])] for k in keep])
+            out.append(Figure(f"rapid_pair_accuracy_{key}", f"pair accuracy of {name} "
+                              f"(P(high)), {label}", 100 * metrics.pair_accuracy(
+                                  d, pairs[keep, 2]), RAPID_PAIR_BASELINE[key], "%",
+                              f"{len(keep)} pairs, the paper's RAPID baseline; one view"))
         return out
