@@ -17,6 +17,7 @@ from framescore.models.registry import load_scorer
 from framescore.models.spec import ModelInfo, Scorer
 from framescore.outputs import (
     csv_text,
+    display_name,
     encode_jpeg,
     json_text,
     staged_dir,
@@ -170,7 +171,7 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
         write_text_atomic(tmp / "scores.csv", csv_text(header, rows))
         peaks = result.extras["peaks"]
         thumbs = {p: images[int(sc.indices[p])] for p in peaks if int(sc.indices[p]) in images}
-        title = f"{path.name} — {result.model}, {len(sc)} frames scored"
+        title = f"{display_name(path.name)} — {result.model}, {len(sc)} frames scored"
         write_bytes_atomic(tmp / "curve.png",
                            curve_png(sc.times, normalize(sc.scores), result.smoothed, peaks,
                                      thumbs, title))

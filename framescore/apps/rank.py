@@ -354,6 +354,12 @@ figcaption { margin-top: 6px; text-align: center }
 """
 
 
+def _url(path: str) -> str:
+    """A relative URL of ``path``; undecodable file-name bytes are percent-encoded as they are
+    on disk, so the link finds the file."""
+    return urllib.parse.quote(path, errors="surrogateescape")
+
+
 def contact_sheet_html(title: str, items: Sequence[tuple], note: str = "") -> str:
     """A static HTML page: one figure per ``(rank, name, score, std, thumb, link)``, in order.
 
@@ -364,8 +370,8 @@ def contact_sheet_html(title: str, items: Sequence[tuple], note: str = "") -> st
     for rank, name, score, std, thumb, link in items:
         spread = f" <small>± {std:.2g}</small>" if std is not None else ""
         cells.append(
-            f'<figure><a href="{esc(urllib.parse.quote(link))}">'
-            f'<img src="{esc(urllib.parse.quote(thumb))}" loading="lazy" alt="{esc(name)}"></a>'
+            f'<figure><a href="{esc(_url(link))}">'
+            f'<img src="{esc(_url(thumb))}" loading="lazy" alt="{esc(name)}"></a>'
             f'<figcaption><span class="rank">#{rank}</span>'
             f'<span class="score">{score:.3f}</span>{spread}'
             f'<span class="name">{esc(name)}</span></figcaption></figure>')

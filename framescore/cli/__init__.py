@@ -49,7 +49,11 @@ def _route(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from framescore import signals
     from framescore.errors import FramescoreError
+    from framescore.outputs import safe_streams
+
+    safe_streams()
 
     args_list = _route(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
@@ -58,12 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with signals.handle_signals():
+            return int(args.func(args) or 0)
     except FramescoreError as exc:
         print(f"framescore: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("framescore: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, signals.Terminated) as exc:
+        code = signals.EXIT_SIGTERM if isinstance(exc, signals.Terminated) else signals.EXIT_SIGINT
+        print(f"framescore: {'terminated' if code == signals.EXIT_SIGTERM else 'interrupted'}",
+              file=sys.stderr)
+        if argv is None:  # the real command line: exit before finalizers (see signals)
+            signals.exit_now(code)
+        return code
     except BrokenPipeError:
         return 1
