@@ -86,8 +86,7 @@ class Result:
                 "smoothing": s.smoothing.to_dict(), "top": s.top, "min_gap": s.min_gap,
                 "prominence": s.prominence, "batch_size": s.batch_size,
             },
-            "decode": {"decoded": self.stats.decoded, "scored": len(self.scored),
-                       "skipped_packets": self.stats.skipped_packets},
+            "decode": self.stats.to_dict(scored=len(self.scored)),
             "output": str(self.out_dir) if self.out_dir else None,
             "keyframes": [kf.__dict__ for kf in self.keyframes],
         }

@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar("scoring", enabled=not (args.quiet or args.json)) as (start, advance):
         result = kf.analyze(args.video, settings, on_start=start, on_batch=advance)
     kf.write(result, out, force=args.force)
+    if result.stats.warning():
+        import sys
+
+        print(f"framescore: warning: {result.stats.warning()}", file=sys.stderr)
     if args.json:
         print_json(result.summary())
     elif not args.quiet:
@@ -80,13 +84,18 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(result) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     st = result.stats
     fps = len(result.scored) / result.elapsed if result.elapsed > 0 else 0.0
-    table = Table(title=f"{result.info.path.name}: {len(result.keyframes)} key-frames "
-                        f"({result.model}, {len(result.scored)} frames scored, {fps:.0f} frames/s)")
+    header = result.info.frames
+    decoded = (f", {st.decoded} decoded of {header} in the header"
+               if header and header != st.decoded else "")
+    table = Table(title=f"{escape(result.info.path.name)}: {len(result.keyframes)} key-frames "
+                        f"({result.model}, {len(result.scored)} frames scored{decoded}, "
+                        f"{fps:.0f} frames/s)")
     for col in ("rank", "time", "frame", "score", "smoothed", "file"):
         table.add_column(col, justify="right" if col != "file" else "left")
     for k in result.keyframes:
