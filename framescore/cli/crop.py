@@ -38,15 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     from framescore.apps import crop
     from framescore.cli.common import print_json, progress_bar
-    from framescore.errors import MediaError
+    from framescore.io.video import check_regular_file
     from framescore.models.registry import load_scorer
     from framescore.outputs import check_free
     from framescore.scoring import resolve_device
 
     crop.parse_aspect(args.aspect)          # bad input fails before the model loads
-    if not Path(args.image).is_file():
-        raise MediaError(f"{args.image}: " + ("is a folder, not a photo"
-                                                if Path(args.image).is_dir() else "no such file"))
+    check_regular_file(Path(args.image), "a photo")  # missing, a folder, a FIFO: one line
     out = Path(args.out) if args.out else crop.default_out(args.image)
     crop.output_format(out)
     check_free(out, args.force)

@@ -42,13 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from framescore.cli.common import print_json, progress_bar
     from framescore.io.images import skipped_message
     from framescore.models.registry import load_scorer
-    from framescore.outputs import check_free
     from framescore.scoring import resolve_device
 
     folder = Path(args.folder)
     out = Path(args.out) if args.out else default_out_dir(args.folder)
     rank.check_folder(folder)
-    check_free(out, args.force)
+    rank.check_out(out, args.force)
     scorer = load_scorer(args.model, args.weights, device=resolve_device(args.device))
     weights = rank.weights_id(args.model or scorer.name, args.weights)
     cache = None if args.no_cache else (Path(args.cache) if args.cache
