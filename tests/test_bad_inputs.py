@@ -404,7 +404,7 @@ def _wait_for(test, proc: subprocess.Popen, limit: float = 120.0) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc: Linux")
 def test_processes(tmp_path: Path) -> None:
     """The cases that need a process of their own, started together."""
-    long = encode(tmp_path / "long.mp4", n=1000, size=(120, 160))
+    long = encode(tmp_path / "long.mp4", n=800, size=(120, 160))
     fast = encode(tmp_path / "fast.mp4", n=60, faststart=True)
     cut(fast, tmp_path / "fast50.mp4", .5)
     bad_name = os.fsencode(tmp_path) + b"/b\xffad.mp4"
@@ -479,7 +479,7 @@ def test_disk_full(tmp_path: Path) -> None:
     if not _mount_tmpfs(disk):
         pytest.skip("cannot mount a tmpfs here (test_full_disk_write_is_one_line covers it)")
     try:
-        clip = encode(tmp_path / "c.mp4", n=20, size=(720, 1280))
+        clip = encode(tmp_path / "c.mp4", n=12, size=(360, 640))
         (disk / "old").mkdir()
         (disk / "old" / "keep.txt").write_text("old")
         (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 150_000))
