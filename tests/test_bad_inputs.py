@@ -7,8 +7,8 @@ hidden staging folder left behind; nothing that existed before lost.
 
 Starting a child process costs seconds (PyTorch's import), so the table runs in ONE child
 process that calls the command line's ``main`` once per case, with file descriptors 1 and 2
-redirected per case; the cases that need the process itself (signals, a FIFO, bytes in argv, a
-full disk, the exit path) each get their own ``python -m framescore``, started in parallel.
+redirected per case; the cases that need the process itself (signals, a FIFO, a full disk)
+each get their own ``python -m framescore``, started in parallel.
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ def build_cases(d: Path) -> list[Case]:
     encode(v / "c.mov", n=10)
     encode(v / "c.gif", codec="gif", pix_fmt="rgb8", n=10)
     shutil.copy(clip, v / "with space é.mp4")
+    shutil.copy(clip, os.fsencode(v) + b"/b\xffad.mp4")
     (v / "existing.framescore").mkdir()
     (v / "existing.framescore" / "mine.txt").write_text("keep me")
     (v / "afile").write_text("a file in the way")
@@ -217,6 +218,12 @@ def build_cases(d: Path) -> list[Case]:
           for name in ("c.webm", "c.avi", "c.mov", "c.gif")],
         Case("space and é in the name", [s(v / "with space é.mp4"), *RULES], codes=(0,),
              out=s(v / "with space é.framescore")),
+        Case("non-UTF-8 bytes in the name", [os.fsdecode(os.fsencode(v) + b"/b\xffad.mp4"),
+                                             *RULES], codes=(0,),
+             out=os.fsdecode(os.fsencode(v) + b"/b\xffad.framescore/curve.png")),
+        Case("non-UTF-8 bytes in --out", [s(clip), "--out",
+                                         os.fsdecode(os.fsencode(o) + b"/\xfeout"), *RULES],
+             codes=(0,), out=os.fsdecode(os.fsencode(o) + b"/\xfeout/keyframes.json")),
         # options (argparse prints its usage line first)
         *[Case(f"option {' '.join(opt)}", [s(clip), *opt, *RULES], one_line=False)
           for opt in (["--top", "0"], ["--top", "-1"], ["--fps", "0"], ["--fps", "-5"],
@@ -274,7 +281,7 @@ RUNNER = textwrap.dedent("""
     from framescore.cli import main
     results = []
     for argv in json.loads(sys.stdin.read()):
-        argv = [os.fsdecode(a.encode("utf-8", "surrogateescape")) for a in argv]
+        argv = [os.fsdecode(bytes.fromhex(a)) for a in argv]
         saved = os.dup(1), os.dup(2)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             sys.stdout.flush(); sys.stderr.flush()
@@ -310,7 +317,8 @@ def leftovers(root: Path) -> list[Path]:
 def table(tmp_path_factory) -> tuple[list[Case], list[dict], Path]:
     d = tmp_path_factory.mktemp("bad")
     cases = build_cases(d)
-    proc = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps([c.argv for c in cases]),
+    argvs = [[os.fsencode(a).hex() for a in c.argv] for c in cases]  # bytes survive JSON
+    proc = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(argvs),
                           capture_output=True, text=True, env=_env(d), cwd=d, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cases, json.loads(proc.stdout.strip().splitlines()[-1]), d
@@ -405,10 +413,6 @@ def _wait_for(test, proc: subprocess.Popen, limit: float = 120.0) -> bool:
 def test_processes(tmp_path: Path) -> None:
     """The cases that need a process of their own, started together."""
     long = encode(tmp_path / "long.mp4", n=800, size=(120, 160))
-    fast = encode(tmp_path / "fast.mp4", n=60, faststart=True)
-    cut(fast, tmp_path / "fast50.mp4", .5)
-    bad_name = os.fsencode(tmp_path) + b"/b\xffad.mp4"
-    shutil.copy(encode(tmp_path / "c.mp4"), bad_name)
     os.mkfifo(tmp_path / "pipe.mp4")
     for name in ("int", "term"):
         shutil.copy(long, tmp_path / f"{name}.mp4")
@@ -417,8 +421,6 @@ def test_processes(tmp_path: Path) -> None:
     (tmp_path / "termw.framescore" / "old.txt").write_text("old")
 
     procs = {
-        "truncated": _spawn([tmp_path / "fast50.mp4", *RULES], tmp_path),
-        "bytes": _spawn([bad_name, *RULES], tmp_path),
         "fifo": _spawn([tmp_path / "pipe.mp4", *RULES], tmp_path),
         "int": _spawn([tmp_path / "int.mp4", *RULES, "--every", "1"], tmp_path),
         "term": _spawn([tmp_path / "term.mp4", *RULES], tmp_path),
@@ -450,9 +452,6 @@ def test_processes(tmp_path: Path) -> None:
             (name, code, err)
         assert len(err.splitlines()) <= 1 and text in err, (name, err)
 
-    check("truncated", (0,), "framescore: warning: the file ended early")
-    check("bytes", (0,), "")
-    assert (Path(os.fsdecode(bad_name[:-4] + b".framescore")) / "curve.png").is_file()
     check("fifo", (2,), "is a FIFO")
     check("int", (130,), "framescore: interrupted")
     check("term", (143,), "framescore: terminated")
