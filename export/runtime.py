@@ -57,11 +57,15 @@ class OnnxScorer:
                               width=int(meta["framescore.width"]), mean=mean, std=std,
                               view=meta.get("framescore.view", "warp"))
         inp = self.session.get_inputs()[0]
+        _check_input(path, inp, self.spec)
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
         first = inp.shape[0]
         self.batch = first if isinstance(first, int) and first > 0 else None
         self.outputs = [o.name for o in self.session.get_outputs()]
+        if "score" not in self.outputs:
+            raise WeightsError(f"{path}: the graph has no 'score' output "
+                               f"(outputs: {', '.join(self.outputs) or 'none'})")
 
     def __repr__(self) -> str:
         return f"OnnxScorer({str(self.path)!r}, model={self.name!r}, {self.precision})"
@@ -98,3 +102,18 @@ class OnnxScorer:
                for i, name in enumerate(self.outputs)}
         out["score"] = out["score"].reshape(n)
         return out
+
+
+def _check_input(path: Path, inp, spec: InputSpec) -> None:
+    """One-line :class:`WeightsError` unless the graph's input is what its metadata says: a
+    float tensor ``(N, 3, height, width)`` (a named dimension matches any size)."""
+    shape = list(inp.shape)
+    want = [None, 3, spec.height, spec.width]
+    fits = ("float" in inp.type and len(shape) == 4
+            and all(not isinstance(got, int) or w is None or got == w
+                    for got, w in zip(shape, want, strict=True)))
+    if not fits:
+        shown = "x".join(str(d) if isinstance(d, int) else "N" for d in shape)
+        raise WeightsError(
+            f"{path}: the graph's input ({shown}, {inp.type}) does not match its metadata "
+            f"(N x 3 x {spec.height} x {spec.width} float); re-export it with `framescore export`")

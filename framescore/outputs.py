@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from framescore.errors import OutputError
+from framescore.signals import deferred
 
 
 def _umask() -> int:
@@ -44,14 +46,18 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{display_name(path)}: cannot write ({_why(exc)})") from None
         raise
 
 
 def write_text_atomic(path: Path, text: str, force: bool = False) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), force=force)
+    """Write ``text`` as UTF-8; undecodable file-name bytes in it are written as ``\\xNN``
+    (see :func:`display_name`), so the file is always valid UTF-8."""
+    write_bytes_atomic(path, display_name(text).encode("utf-8"), force=force)
 
 
 def check_free(path: Path, force: bool) -> None:
@@ -76,14 +82,27 @@ def staged_dir(dest: Path, force: bool = False) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise OutputError(f"{display_name(dest)}: cannot write ({_why(exc)}); "
+                              "nothing was changed") from None
         raise
     try:
         replace_into(tmp, dest, force)
-    except OutputError:  # the destination appeared while we worked
+    except BaseException as exc:  # the destination appeared while we worked, or a fault
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{display_name(dest)}: cannot write ({_why(exc)})") from None
         raise
+
+
+# errors that can only come from writing (a full disk or quota, a file too big, read-only)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _remove(path: Path) -> None:
@@ -106,9 +125,25 @@ def replace_into(src: Path, dest: Path, force: bool = False) -> None:
         raise OutputError(f"{dest}: exists already (use --force to replace it)")
     old = dest.with_name(f".{dest.name}.old")
     _remove(old)
-    os.replace(dest, old)
-    os.replace(src, dest)
+    with deferred():  # a signal between the two renames would leave neither folder in place
+        os.replace(dest, old)
+        try:
+            os.replace(src, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
     _remove(old)
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """``path`` as text that can always be printed or drawn: bytes that are not valid in the
+    file-system encoding (kept as surrogates by ``os.fsdecode``) become ``\\xNN`` escapes."""
+    text = os.fsdecode(os.fspath(path))
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
@@ -126,7 +161,42 @@ def csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def json_text(obj: object) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    """Indented JSON; strings holding undecodable file-name bytes hold their
+    :func:`display_name` instead (a JSON string cannot hold raw bytes)."""
+    return json.dumps(_displayable(obj), indent=2, ensure_ascii=False,
+                      default=_json_default) + "\n"
+
+
+def _displayable(obj: object) -> object:
+    if isinstance(obj, str):
+        return display_name(obj) if _has_surrogates(obj) else obj
+    if isinstance(obj, Path):
+        return display_name(obj)
+    if isinstance(obj, dict):
+        return {_displayable(k): _displayable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_displayable(v) for v in obj]
+    return obj
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def safe_streams() -> None:
+    """Let stdout and stderr print any text: characters they cannot encode (undecodable
+    file-name bytes, kept as surrogates) come out as ``\\xNN`` escapes, never an error."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(errors="backslashreplace")
 
 
 def _json_default(obj: object) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -79,13 +80,18 @@ _END = object()
 
 def _batches(frames: Iterable[Frame], batch_size: int) -> Iterator[list[Frame]]:
     batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == batch_size:
+    try:
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:  # a decoder stopped early closes its file now
+            close()
 
 
 class Prefetch:
@@ -102,21 +108,31 @@ class Prefetch:
                                         daemon=True)
         self._thread.start()
 
+    def _put(self, item: object) -> bool:
+        """Hand ``item`` to the consumer; False once :meth:`close` was called."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _work(self) -> None:
-        q, stop = self._queue, self._stop
         try:
             for item in self._items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not self._put(item):
                     return
-            q.put(_END)
+            self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(exc)
+            self._put(exc)
+        finally:
+            # close a generator source here (a video's decoder and its FFmpeg threads), not
+            # whenever the garbage collector gets to it, possibly at interpreter exit
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     def __iter__(self) -> Iterator:
         try:
@@ -172,6 +188,9 @@ def lower_thread_priority(increment: int | None = None) -> bool:
     return True
 
 
+# seconds an interrupted call waits for its worker to finish the batch in hand
+_CANCEL_WAIT = 30.0
+
 # extras worth keeping per frame; big per-frame arrays (encodings, histograms) are dropped
 _KEEP_EXTRA_MAX_DIM = 16
 
@@ -193,7 +212,7 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
     if not yield_to_decoder:
         return _score_all(Prefetch(_batches(frames, batch_size)), scorer, on_batch, observe)
     box: dict[str, object] = {}
-    cancel = threading.Event()
+    cancel, done = threading.Event(), threading.Event()
 
     def work() -> None:
         # the decoding thread is started first, so it keeps the caller's priority
@@ -203,17 +222,26 @@ def score_frames(frames: Iterable[Frame], scorer: Scorer, batch_size: int = 32,
                                        yield_when_waiting=True)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            batches.close()
+            done.set()
 
     worker = threading.Thread(target=work, name="framescore-score", daemon=True)
     worker.start()
+    # Wait on an Event, not on Thread.join: on Python 3.11 a join cut short by Ctrl-C marks
+    # the thread as finished while it still runs (threading's bpo-45274 handling releases the
+    # running thread's lock), so a second join returned at once and the interpreter exited
+    # under a thread inside PyTorch or FFmpeg: "terminate called without an active exception".
     try:
-        worker.join()
+        done.wait()
     except BaseException:
-        cancel.set()          # Ctrl-C: stop after the batch in hand
-        worker.join(timeout=5)
+        cancel.set()          # Ctrl-C or SIGTERM: stop after the batch in hand
+        done.wait(timeout=_CANCEL_WAIT)
+        box.clear()           # its traceback holds the decoder; free it here, not at exit
         raise
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
+        error = box.pop("error")
+        raise error  # type: ignore[misc]
     return box["result"]  # type: ignore[return-value]
 
 

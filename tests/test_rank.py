@@ -134,9 +134,19 @@ def test_default_output_beside_the_folder(collection: Path, tmp_path: Path, caps
     out = capsys.readouterr().out
     assert (tmp_path / "photos.ranking" / "ranking.csv").is_file()
     assert "ranking.csv" in out
+    # a second run updates its own earlier sheet in place (from the cache), without --force
+    sheet = tmp_path / "photos.ranking"
+    before = (sheet / "ranking.csv").read_text()
+    assert main(["rank", str(collection), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scored"] == 0
+    assert (sheet / "ranking.csv").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".photos.ranking")]
+    # a folder that holds anything else is still refused without --force
+    (sheet / "mine.txt").write_text("mine")
     assert main(["rank", str(collection), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "exists already" in err and "\n" not in err
+    assert (sheet / "mine.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("case", ["empty", "missing", "file", "only-junk"])

@@ -18,6 +18,7 @@ from framescore.models.registry import load_scorer
 from framescore.models.spec import ModelInfo, Scorer
 from framescore.outputs import (
     csv_text,
+    display_name,
     encode_jpeg,
     json_text,
     staged_dir,
@@ -110,8 +111,7 @@ class Result:
                 "prominence": s.prominence, "per_shot": s.per_shot,
                 "batch_size": s.batch_size,
             },
-            "decode": {"decoded": self.stats.decoded, "scored": len(self.scored),
-                       "skipped_packets": self.stats.skipped_packets},
+            "decode": self.stats.to_dict(scored=len(self.scored)),
             "output": str(self.out_dir) if self.out_dir else None,
             "selection": {
                 "asked": None if s.per_shot else s.top,
@@ -237,7 +237,8 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
 
         picks = [(kf.rank, int(p), images.get(kf.index))
                  for kf, p in zip(result.keyframes, result.extras["peaks"], strict=True)]
-        title = f"{path.name} — {result.model}, {len(sc)} frames scored, {len(result.shots)} shots"
+        title = (f"{display_name(path.name)} — {result.model}, {len(sc)} frames scored, "
+                 f"{len(result.shots)} shots")
         write_bytes_atomic(tmp / "curve.png", curve_png(
             sc.times, normalize(sc.scores), result.smoothed, result.shot_of,
             [(b.kind, b.start_time, b.end_time) for b in result.boundaries], picks, title))

@@ -32,12 +32,13 @@ from framescore.errors import MediaError
 from framescore.hashing import sha256_of
 from framescore.io.images import Picture, find_images, load_image
 from framescore.models.spec import Scorer
-from framescore.outputs import csv_text, json_text, staged_dir, write_text_atomic
+from framescore.outputs import check_free, csv_text, json_text, staged_dir, write_text_atomic
 from framescore.scoring import prefetch
 
 SCHEMA = "framescore.rank/1"
 THUMB_SIDE = 256
 CHUNK = 512          # photos scored between two cache commits
+SHEET_FILES = frozenset({"ranking.csv", "index.html", "thumbs", "skipped.json"})
 
 
 def default_cache_path() -> Path:
@@ -129,13 +130,50 @@ class ScoreCache:
 
 
 def open_cache(path: Path | None, model: str, weights: str) -> tuple[ScoreCache | None, str]:
-    """The cache, or None and a warning when it cannot be used (the run goes on without)."""
+    """The cache, or None and a warning when it cannot be used (the run goes on without).
+
+    A cache file that SQLite finds damaged (not a database, or failing its quick check) is
+    set aside as ``NAME.corrupt`` and rebuilt empty, with a warning that says so."""
     if path is None:
         return None, ""
     try:
-        return ScoreCache(path, model, weights), ""
+        cache = ScoreCache(path, model, weights)
+        if cache.db.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok":
+            return cache, ""
+        cache.close()
+        why = "it failed SQLite's check"
+    except sqlite3.DatabaseError as exc:
+        why = str(exc)
     except (OSError, sqlite3.Error) as exc:
         return None, f"score cache {path} not usable ({exc}); scoring without it"
+    try:
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        for extra in ("-journal", "-wal", "-shm"):
+            path.with_name(path.name + extra).unlink(missing_ok=True)
+        return (ScoreCache(path, model, weights),
+                f"score cache {path} was damaged ({why}); set aside as {path.name}.corrupt "
+                "and rebuilt")
+    except (OSError, sqlite3.Error) as exc:
+        return None, f"score cache {path} is damaged ({why}) and could not be rebuilt " \
+                     f"({exc}); scoring without it"
+
+
+def is_rank_sheet(path: Path) -> bool:
+    """True for a folder holding only what ``rank`` writes (a sheet it may update)."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError:
+        return False
+    return {"ranking.csv", "index.html"} <= names and names <= SHEET_FILES
+
+
+def check_out(out_dir: Path, force: bool) -> None:
+    """Fail early unless ``out_dir`` is free, an earlier ranking (updated in place), or
+    ``force`` is given."""
+    if not force and not is_rank_sheet(out_dir):
+        check_free(out_dir, force)
 
 
 @dataclass
@@ -257,7 +295,9 @@ def rank_folder(folder: str | Path, out_dir: str | Path, scorer: Scorer, weights
                 on_start: Callable[[int | None], None] | None = None,
                 on_batch: Callable[[int], None] | None = None) -> Result:
     """Rank every photo under ``folder`` and write ranking.csv, index.html, thumbs/ to
-    ``out_dir`` (atomically). ``weights`` is the ``weights_id`` of the scorer's weights."""
+    ``out_dir`` (atomically). ``weights`` is the ``weights_id`` of the scorer's weights.
+    An earlier ranking in ``out_dir`` is replaced as a whole (see :func:`check_out`); any
+    other existing ``out_dir`` only with ``force``."""
     started = time.perf_counter()
     folder, out_dir = Path(folder), Path(out_dir)
     check_folder(folder)
@@ -274,7 +314,8 @@ def rank_folder(folder: str | Path, out_dir: str | Path, scorer: Scorer, weights
     cache, warning = open_cache(cache_path, scorer.name, weights)
     try:
         cached = {p: e for p in keys if cache and (e := cache.get(keys[p])) is not None}
-        with staged_dir(out_dir, force=force) as tmp:
+        # an earlier ranking in out_dir is updated: the new sheet is staged and swapped in
+        with staged_dir(out_dir, force=force or is_rank_sheet(out_dir)) as tmp:
             thumbs = tmp / "thumbs"
             thumbs.mkdir()
             old = out_dir / "thumbs"
@@ -354,6 +395,12 @@ figcaption { margin-top: 6px; text-align: center }
 """
 
 
+def _url(path: str) -> str:
+    """A relative URL of ``path``; undecodable file-name bytes are percent-encoded as they are
+    on disk, so the link finds the file."""
+    return urllib.parse.quote(path, errors="surrogateescape")
+
+
 def contact_sheet_html(title: str, items: Sequence[tuple], note: str = "") -> str:
     """A static HTML page: one figure per ``(rank, name, score, std, thumb, link)``, in order.
 
@@ -364,8 +411,8 @@ def contact_sheet_html(title: str, items: Sequence[tuple], note: str = "") -> st
     for rank, name, score, std, thumb, link in items:
         spread = f" <small>± {std:.2g}</small>" if std is not None else ""
         cells.append(
-            f'<figure><a href="{esc(urllib.parse.quote(link))}">'
-            f'<img src="{esc(urllib.parse.quote(thumb))}" loading="lazy" alt="{esc(name)}"></a>'
+            f'<figure><a href="{esc(_url(link))}">'
+            f'<img src="{esc(_url(thumb))}" loading="lazy" alt="{esc(name)}"></a>'
             f'<figcaption><span class="rank">#{rank}</span>'
             f'<span class="score">{score:.3f}</span>{spread}'
             f'<span class="name">{esc(name)}</span></figcaption></figure>')

@@ -58,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     import typer
 
+    from framescore import signals
     from framescore.errors import FramescoreError
+    from framescore.outputs import safe_streams
+
+    safe_streams()
 
     raw = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = ["--help"]
     try:
         try:
-            with command.make_context(PROG, args) as ctx:
+            with signals.handle_signals(), command.make_context(PROG, args) as ctx:
                 return int(command.invoke(ctx) or 0)
         except typer.Exit as exc:                   # --help, --version
             if not raw:
@@ -84,12 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(getattr(exc, "exit_code", 2)) from None
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130
+            if argv is None:
+                signals.exit_now(signals.EXIT_SIGINT)
+            return signals.EXIT_SIGINT
     except FramescoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, signals.Terminated) as exc:
+        code = signals.EXIT_SIGTERM if isinstance(exc, signals.Terminated) else signals.EXIT_SIGINT
+        print(f"{PROG}: {'terminated' if code == signals.EXIT_SIGTERM else 'interrupted'}",
+              file=sys.stderr)
+        if argv is None:  # the real command line: exit before finalizers (see signals)
+            signals.exit_now(code)
+        return code
     except BrokenPipeError:
         return 1

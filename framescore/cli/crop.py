@@ -57,13 +57,11 @@ def command(
 
     from framescore.apps import crop
     from framescore.cli.common import make_scorer, print_json, progress_bar
-    from framescore.errors import MediaError
+    from framescore.io.video import check_regular_file
     from framescore.outputs import check_free
 
     crop.parse_aspect(aspect)          # bad input fails before the model loads
-    if not Path(image).is_file():
-        raise MediaError(f"{image}: " + ("is a folder, not a photo"
-                                         if Path(image).is_dir() else "no such file"))
+    check_regular_file(Path(image), "a photo")  # missing, a folder, a FIFO: one line
     out_file = Path(out) if out else crop.default_out(image)
     crop.output_format(out_file)
     scorer = make_scorer(model, weights, device)

@@ -100,6 +100,10 @@ def command(
     with progress_bar("scoring", enabled=not (quiet or json)) as (start, advance):
         result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance)
     kf.write(result, out_dir, force=force)
+    if result.stats.warning():
+        import sys
+
+        print(f"framescore: warning: {result.stats.warning()}", file=sys.stderr)
     if json:
         print_json(result.summary())
     elif not quiet:
@@ -109,14 +113,18 @@ def command(
 
 def print_table(result) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     st = result.stats
     fps = len(result.scored) / result.elapsed if result.elapsed > 0 else 0.0
-    table = Table(title=f"{result.info.path.name}: {len(result.keyframes)} key-frames from "
-                        f"{len(result.shots)} shots ({result.model}, {len(result.scored)} "
-                        f"frames scored, {fps:.0f} frames/s)")
+    header = result.info.frames
+    decoded = (f", {st.decoded} decoded of {header} in the header"
+               if header and header != st.decoded else "")
+    table = Table(title=f"{escape(result.info.path.name)}: {len(result.keyframes)} key-frames "
+                        f"from {len(result.shots)} shots ({result.model}, "
+                        f"{len(result.scored)} frames scored{decoded}, {fps:.0f} frames/s)")
     for col in ("rank", "time", "shot", "frame", "score", "smoothed", "file"):
         table.add_column(col, justify="right" if col != "file" else "left")
     for k in result.keyframes:

@@ -55,7 +55,6 @@ def command(
     from framescore.apps import rank
     from framescore.cli.common import check_model_name, make_scorer, print_json, progress_bar, warn
     from framescore.io.images import skipped_message
-    from framescore.outputs import check_free
 
     exclusive(cache=cache, no_cache=no_cache)
     photos = Path(folder)
@@ -63,7 +62,7 @@ def command(
     check_model_name(model)
     rank.check_folder(photos)
     scorer = make_scorer(model, weights, device)
-    check_free(out_dir, force)
+    rank.check_out(out_dir, force)
     weights_id = rank.weights_id(model or scorer.name, weights)
     cache_path = None if no_cache else (Path(cache) if cache else rank.default_cache_path())
     with progress_bar("ranking", enabled=not (quiet or json)) as (start, advance):

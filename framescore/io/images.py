@@ -23,6 +23,7 @@ import calendar
 import contextlib
 import glob
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,6 +159,7 @@ def load_image(path: str | Path, min_side: int | None = None) -> Picture:
     reduced size (never below it). None keeps the full resolution.
     """
     path = Path(path)
+    _check_regular(path)
     try:
         with Image.open(path) as im:
             taken = capture_time(im)
@@ -182,6 +184,16 @@ def load_image(path: str | Path, min_side: int | None = None) -> Picture:
     if min_side:
         rgb = _reduce(rgb, min_side)
     return Picture(path=path, image=np.ascontiguousarray(rgb), size=full, taken=taken)
+
+
+def _check_regular(path: Path) -> None:
+    """A FIFO, socket or device named like a photo would block or never end: refuse it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # Image.open names the problem
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise MediaError(f"{path}: not a regular file")
 
 
 def _reduce(rgb: np.ndarray, min_side: int) -> np.ndarray:

@@ -8,6 +8,8 @@ a stream are skipped and counted; a file with no decodable video frame is a :cla
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +54,39 @@ class Frame:
 
 @dataclass
 class DecodeStats:
-    """Counts a decode pass fills in as it goes."""
+    """Counts a decode pass fills in as it goes.
+
+    ``header_frames`` is the frame count the container's index or header claims (None when it
+    has none, as in Matroska); ``packets`` the video packets the file actually held. A file
+    whose index promises more packets than it holds ended early (``truncated``): a copy cut
+    short with its index at the front (MP4 "fast start"); its frames up to the cut are used.
+    """
 
     decoded: int = 0
     kept: int = 0
     skipped_packets: int = 0
     errors: list[str] = field(default_factory=list)
+    packets: int = 0
+    header_frames: int | None = None
+    truncated: bool = False
+    last_end: int | None = field(default=None, repr=False)  # latest packet end (stream units)
+
+    def to_dict(self, scored: int | None = None) -> dict:
+        """The ``decode`` section of an output document."""
+        out: dict = {"decoded": self.decoded}
+        if scored is not None:
+            out["scored"] = scored
+        out.update({"skipped_packets": self.skipped_packets,
+                    "header_frames": self.header_frames, "packets": self.packets,
+                    "truncated": self.truncated})
+        return out
+
+    def warning(self) -> str | None:
+        """One line for the user when the file ended early, else None."""
+        if not self.truncated:
+            return None
+        return (f"the file ended early: its index promises {self.header_frames} frames, "
+                f"it holds {self.packets} ({self.decoded} decoded); it was cut short")
 
 
 @dataclass(frozen=True)
@@ -74,11 +103,27 @@ class Sampling:
             raise ValueError("fps must be > 0")
 
 
+def check_regular_file(path: Path, what: str = "a video") -> None:
+    """A one-line :class:`MediaError` unless ``path`` is a regular file (following links).
+
+    A FIFO, socket or device would make the decoder block or read forever, so it is refused
+    before anything opens it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise MediaError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise MediaError(f"{path}: is a folder, not {what}")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+        raise MediaError(f"{path}: is {kind}, not a regular file")
+
+
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if path.is_dir():
-        raise MediaError(f"{path}: is a folder, not a video")
+    check_regular_file(path)
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
@@ -164,6 +209,11 @@ def _frames(container, stream, stats: DecodeStats) -> Iterator[av.VideoFrame]:
         except av.FFmpegError as exc:  # a broken container: stop at the last good packet
             stats.errors.append(f"demux: {_reason(exc)}")
             return
+        if packet.pts is not None or packet.size:  # not the flush packet at the end
+            stats.packets += 1
+            if packet.pts is not None:
+                end = packet.pts + (packet.duration or 0)
+                stats.last_end = end if stats.last_end is None else max(stats.last_end, end)
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
@@ -172,6 +222,18 @@ def _frames(container, stream, stats: DecodeStats) -> Iterator[av.VideoFrame]:
                 stats.errors.append(f"packet {packet.pts}: {_reason(exc)}")
             continue
         yield from frames
+
+
+def _ended_early(stream: av.VideoStream, stats: DecodeStats) -> bool:
+    """True when the stream's index promised more than the file held: fewer packets than the
+    header's frame count, and the last one ends more than a frame and a half before the
+    stream's stated end. (Counting alone misleads: AVI indexes count empty "repeat the last
+    frame" entries, which the demuxer drops; tree.avi has 444 entries and 68 frames.)"""
+    frames, duration = stats.header_frames, stream.duration
+    if not frames or not duration or stats.packets >= frames or stats.last_end is None:
+        return False
+    start = stream.start_time or 0
+    return stats.last_end < start + duration - 1.5 * duration / frames
 
 
 def stream_start(stream: av.VideoStream) -> float:
@@ -244,6 +306,7 @@ def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
     stats = stats if stats is not None else DecodeStats()
     with _open(path) as container:
         stream = _video_stream(container, path)
+        stats.header_frames = stream.frames or None
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
         stream_rot = _stream_rotation(stream)
         start = stream_start(stream)
@@ -267,7 +330,12 @@ def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
             rot = _snap(frame.rotation) or stream_rot
             stats.kept += 1
             yield Frame(index=index, time=t, image=convert(frame, size, rot))
+    stats.truncated = _ended_early(stream, stats)
     if stats.decoded == 0:
+        if stats.truncated:
+            raise MediaError(f"{path}: no decodable video frame; the file ended early (its "
+                             f"index promises {stats.header_frames} frames, it holds "
+                             f"{stats.packets} packets)")
         detail = f" ({stats.errors[0]})" if stats.errors else ""
         raise MediaError(f"{path}: no decodable video frame{detail}")
 
