@@ -17,9 +17,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:
+    import numpy as np
 
 from framescore.errors import OutputError
 from framescore.signals import deferred
@@ -147,6 +148,8 @@ def display_name(path: str | os.PathLike) -> str:
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    from PIL import Image  # on use: the command line's start-up path imports this module
+
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=quality, optimize=True)
     return buf.getvalue()
@@ -200,6 +203,8 @@ def safe_streams() -> None:
 
 
 def _json_default(obj: object) -> object:
+    import numpy as np
+
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

@@ -481,7 +481,7 @@ def test_disk_full(tmp_path: Path) -> None:
         clip = encode(tmp_path / "c.mp4", n=12, size=(360, 640))
         (disk / "old").mkdir()
         (disk / "old" / "keep.txt").write_text("old")
-        (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 150_000))
+        (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 30_000))  # < one plot
         for out, force in ((disk / "new", []), (disk / "old", ["--force"])):
             proc = subprocess.run([sys.executable, "-m", "framescore", clip, *RULES, "--out",
                                    out, "--top", "8", "--min-gap", "0", *force],
