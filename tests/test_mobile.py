@@ -15,10 +15,11 @@ from framescore.apps import hints
 from framescore.cli import main
 from framescore.errors import DataError, WeightsError
 from framescore.models import mobile
-from framescore.models.registry import build_module, default_model, get, load_scorer
+from framescore.models.registry import build_module, default_model, get
 from framescore.models.weights import sha256_of
 from framescore.preprocess import view
 from framescore.samples import photo
+from framescore.scorers import load_scorer
 from framescore.train import hints_recipe
 
 INFO = get("framescore-mobile")
