@@ -25,7 +25,7 @@ from framescore.errors import UsageError, WeightsError
 from framescore.hashing import sha256_of
 from framescore.models.registry import build_module, default_model, entry
 from framescore.models.spec import Scorer
-from framescore.scorers.device import check_device, device_type, resolve_device
+from framescore.scorers.device import check_device, cuda_possible, device_type, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -87,6 +87,8 @@ def load_scorer(name_or_file: str | Path | None = None, weights: str | Path | No
         if runtime != "auto":
             raise UsageError(f"model {name!r} has its own scorer; --runtime does not apply")
         return import_object(info.scorer)()
+    if device == "auto" and not cuda_possible():
+        device = "cpu"                   # no GPU driver: no need to import torch to ask
     dev = resolve_device(device) if device_type(device) != "cpu" else None
     on_cpu = dev is None or dev.type == "cpu"
     if runtime == "onnxruntime" or (runtime == "auto" and on_cpu and weights is None):

@@ -6,6 +6,8 @@ torch (``rules``, an ONNX file on the CPU) never calls it.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from framescore.errors import UsageError
@@ -30,6 +32,21 @@ def device_type(device: object) -> str:
     if isinstance(kind, str):
         return kind
     return str(device).split(":", 1)[0]
+
+
+def cuda_possible() -> bool:
+    """False when this machine certainly has no GPU torch could use (no NVIDIA or ROCm driver),
+    found without importing torch; True means "ask torch"."""
+    if "torch" in sys.modules:
+        return True
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version",
+                                               "/dev/kfd"))
+    if sys.platform == "darwin":
+        return False
+    import ctypes.util
+
+    return ctypes.util.find_library("nvcuda") is not None
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
