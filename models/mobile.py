@@ -187,4 +187,5 @@ def entries() -> list[ModelInfo]:
                 "statistics paths); score = L2 norm; "
                 "trained on real photos with graded faults",
         spec=SPEC, build=MobileEncoder, weights=WEIGHTS, sha256=SHA256, needs_weights=True,
-        onnx=ONNX, onnx_sha256=ONNX_SHA256, default_rank=10, outputs=("score", "encoding"), card="cards/framescore-mobile.md")]
+        onnx=ONNX, onnx_sha256=ONNX_SHA256, default_rank=10, outputs=("score", "encoding"),
+        card="cards/framescore-mobile.md")]
