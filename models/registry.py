@@ -18,13 +18,15 @@ from framescore.models.spec import ModelInfo
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FAMILIES", "REGISTRY", "build_module", "default_model", "entry", "family_of", "get"]
+__all__ = ["FAMILIES", "REGISTRY", "build_module", "default_model", "entry", "family_of", "get",
+           "register"]
 
-#: name → light catalogue entry (attributes it lacks, like ``build``, come from the full entry)
-REGISTRY: dict[str, Entry] = read()
+#: name → light catalogue entry (attributes it lacks, like ``build``, come from the full
+#: entry), or a full ModelInfo registered at run time (:func:`register`)
+REGISTRY: dict[str, Entry | ModelInfo] = read()
 
 
-def entry(name: str) -> Entry:
+def entry(name: str) -> Entry | ModelInfo:
     """The catalogue entry called ``name``; an unknown name is a one-line :class:`UsageError`."""
     try:
         return REGISTRY[name]
@@ -36,12 +38,26 @@ def entry(name: str) -> Entry:
 
 def get(name: str) -> ModelInfo:
     """The full registry entry called ``name`` (its family module is imported)."""
-    return entry(name).info()
+    found = entry(name)
+    return found if isinstance(found, ModelInfo) else found.info()
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    """Add a model at run time (a network of one's own, a test's); the name must be new."""
+    if info.name in REGISTRY:
+        raise UsageError(f"model {info.name!r} is registered already")
+    REGISTRY[info.name] = info
+    return info
 
 
 def family_of(info: ModelInfo | Entry) -> str:
     """The zoo module an entry comes from (``rules``, ``arod``, ``rapid``, ``mobile``...)."""
-    return info.family or entry(info.name).family
+    if info.family:
+        return info.family
+    fn = info.build         # a model registered at run time: the module of its network
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return str(getattr(fn, "__module__", "?")).rsplit(".", 1)[-1]
 
 
 def default_model() -> str:

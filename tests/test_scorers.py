@@ -218,7 +218,10 @@ def test_the_default_model_on_the_cpu_needs_no_torch():
         "from framescore.scorers import load_scorer\n"
         "s = load_scorer(None, device='cpu')\n"
         "assert s.runtime == 'onnxruntime', s\n"
-        "assert 'torch' not in sys.modules\n")
+        "assert 'torch' not in sys.modules\n"
+        "s = load_scorer(None, device='cpu', runtime='torch')\n"
+        "assert s.runtime == 'torch' and 'torch' in sys.modules\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision is for the models built on it'\n")
     assert done.returncode == 0, done.stderr
 
 
