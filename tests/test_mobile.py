@@ -280,5 +280,5 @@ def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     with torch.inference_mode():
         a, b = model(x)["score"], folded(x)["score"]
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
-    scorer = load_scorer("framescore-mobile", None, device="cpu")
+    scorer = load_scorer("framescore-mobile", None, device="cpu", runtime="torch")  # PyTorch folds
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())
