@@ -305,3 +305,22 @@ def test_the_bundled_export_matches_the_weights_and_a_fresh_export(tmp_path):
     assert against_fresh.passed, against_fresh
     against_torch = compare(exp.reference.score_batch(images), shipped, "shipped", tolerance)
     assert against_torch.passed, against_torch
+
+
+def test_without_onnxruntime_the_cpu_falls_back_to_torch(monkeypatch):
+    import framescore.scorers as scorers
+
+    monkeypatch.setattr(scorers, "_onnxruntime_available", lambda: False)
+    scorer = load_scorer(None, device="cpu")
+    assert scorer.runtime == "torch" and scorer.name == "framescore-mobile"
+
+
+def test_device_names_are_checked_without_the_hardware():
+    from framescore.scorers.device import check_device, device_type
+
+    for name in ("auto", "cpu", "cuda", "cuda:1"):
+        assert check_device(name) == name
+    for bad in ("tpu", "cuda:x", "gpu", ""):
+        with pytest.raises(UsageError, match="unknown device"):
+            check_device(bad)
+    assert device_type("cuda:1") == "cuda" and device_type("cpu") == "cpu"
