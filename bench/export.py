@@ -68,8 +68,8 @@ def _rate(fn, images: np.ndarray, seconds: float) -> float:
 def bench_model(name: str, batch: int, seconds: float, coreml_too: bool = True) -> dict:
     from framescore.export import coreml, verify
     from framescore.export import onnx as ox
-    from framescore.export.runtime import OnnxScorer
     from framescore.export.wrap import prepare
+    from framescore.scorers.onnx import OnnxScorer
 
     row: dict = {"model": name}
     with tempfile.TemporaryDirectory() as td:
@@ -143,8 +143,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def default_models() -> list[str]:
-    from framescore.export.wrap import family_of
-    from framescore.models.registry import REGISTRY, default_model
+    from framescore.models.registry import REGISTRY, default_model, family_of
 
     best: dict = {}
     for info in REGISTRY.values():

@@ -39,9 +39,10 @@ from framescore.io.video import (
     probe,
 )
 from framescore.io.writer import write_clip
-from framescore.models.registry import REGISTRY, default_model, load_scorer
+from framescore.models.registry import REGISTRY, default_model
 from framescore.preprocess import decode_size
 from framescore.samples import photo
+from framescore.scorers import load_scorer
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 

@@ -23,9 +23,10 @@ import framescore  # noqa: F401  (first: it sets the OpenMP spin users get, befo
 import numpy as np
 import torch
 
-from framescore.models.registry import get, load_scorer
+from framescore.models.registry import get
 from framescore.preprocess import view
 from framescore.samples import photo
+from framescore.scorers import load_scorer
 
 
 def cpu_name() -> str:
@@ -42,7 +43,9 @@ def images_per_second(model: str, threads: int, batch: int = 32, batches: int = 
                       warmup: int = 2, weights: str | None = None) -> float:
     """Median-of-batches throughput of one scorer with ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    scorer = load_scorer(model, weights, device="cpu")
+    # the PyTorch runtime of a network (its threads are what this measures)
+    runtime = "torch" if get(model).build is not None else "auto"
+    scorer = load_scorer(model, weights, device="cpu", runtime=runtime)
     image = view(photo("coffee"), scorer.spec)
     images = np.stack([image] * batch)
     for _ in range(warmup):

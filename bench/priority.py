@@ -19,7 +19,7 @@ from keyframes import decode_only, make_clip
 
 from framescore import scoring
 from framescore.apps import keyframes as kf
-from framescore.models.registry import load_scorer
+from framescore.scorers import load_scorer
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ The graph (see :mod:`framescore.export.wrap`) takes ``image``: float32 ``(N, 3, 
 pixels in 0..255, and does the model's normalization itself; its outputs are named ``score``
 (``(N,)``, higher is better) and the model's extras. The batch axis is dynamic unless a fixed
 batch is asked for. The opset is pinned (:data:`OPSET`). What an :class:`OnnxScorer
-<framescore.export.runtime.OnnxScorer>` needs to use the file (model name, input size, view,
+<framescore.scorers.onnx.OnnxScorer>` needs to use the file (model name, input size, view,
 precision...) is written into the file's ``metadata_props``.
 
 Exporter: both of torch's exporters write files that pass the same parity checks for every

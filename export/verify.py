@@ -142,7 +142,7 @@ def verify_onnx(path: str | Path, reference: Scorer, images: np.ndarray,
                 precision: str = "fp32", reference_label: str = "PyTorch") -> Parity:
     """Parity of an exported ONNX file (run by :class:`OnnxScorer`, the runtime framescore
     uses) against ``reference`` on ``images``."""
-    from framescore.export.runtime import OnnxScorer
+    from framescore.scorers.onnx import OnnxScorer
 
     return verify_scorer(OnnxScorer(path), reference, images, f"onnx {precision}",
                          TOLERANCE.get(precision), reference_label)
@@ -150,7 +150,7 @@ def verify_onnx(path: str | Path, reference: Scorer, images: np.ndarray,
 
 def int8_agreement(int8_path: str | Path, fp32_path: str | Path, images: np.ndarray) -> Parity:
     """How the int8 file's scores agree with the fp32 file's: Spearman ρ and error figures."""
-    from framescore.export.runtime import OnnxScorer
+    from framescore.scorers.onnx import OnnxScorer
 
     return verify_scorer(OnnxScorer(int8_path), OnnxScorer(fp32_path), images, "onnx int8",
                          None, "the fp32 file")

@@ -1,4 +1,8 @@
-"""The Python API: the same jobs as the command line, returning data instead of printing."""
+"""The Python API: the same jobs as the command line, returning data instead of printing.
+
+Every function builds its scorer in one place (:func:`scorer`, i.e.
+:func:`framescore.scorers.load_scorer`) and hands it to the job.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,28 @@ from framescore.apps import keyframes as _kf
 from framescore.apps import rank as _rank
 from framescore.curve import Smoothing
 from framescore.io.video import Sampling, iter_frames, probe
-from framescore.models.registry import load_scorer
+from framescore.models.spec import Scorer
 from framescore.preprocess import decode_size
-from framescore.scoring import ScoredFrames, resolve_device, score_frames
+from framescore.scorers import load_scorer
+from framescore.scoring import ScoredFrames, score_frames
+
+
+def scorer(model: str | None = None, weights: str | None = None,
+           device: str = "auto") -> Scorer:
+    """The scorer of ``model`` (a registry name or an ``.onnx`` file; the default model when
+    None) with ``weights`` on ``device``: the fastest verified runtime for the device."""
+    return load_scorer(model, weights, device=device)
 
 
 def score_video(path: str | Path, model: str | None = None, weights: str | None = None,
                 every: int = 1, fps: float | None = None, device: str = "auto",
                 batch_size: int = 32) -> ScoredFrames:
     """Raw per-frame scores of a video (every ``every``-th frame, or ``fps`` a second)."""
-    scorer = load_scorer(model, weights, device=resolve_device(device))
     info = probe(path)
-    size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
+    sc = scorer(model, weights, device)
+    size = decode_size(sc.spec, getattr(sc, "device", None), (info.height, info.width))
     frames = iter_frames(path, Sampling(every=every, fps=fps), size=size)
-    return score_frames(frames, scorer, batch_size)
+    return score_frames(frames, sc, batch_size)
 
 
 def keyframes(path: str | Path, model: str | None = None, weights: str | None = None,
@@ -42,7 +54,7 @@ def keyframes(path: str | Path, model: str | None = None, weights: str | None = 
                             sampling=sampling, smoothing=smoothing,
                             top=top, min_gap=min_gap, prominence=prominence,
                             per_shot=per_shot)
-    return _kf.analyze(path, settings)
+    return _kf.analyze(path, settings, scorer=scorer(model, weights, device))
 
 
 def write_keyframes(result: _kf.Result, out_dir: str | Path | None = None,
@@ -58,15 +70,15 @@ def best_shot(paths: Sequence[str | Path], model: str | None = None,
     """Rank the photos (folders, files, globs) or the frames of one short clip; best first."""
     settings = _bestshot.Settings(model=model, weights=weights, device=device,
                                   batch_size=batch_size, top=top, group=group, every=every)
-    return _bestshot.best_shot(paths, settings)
+    return _bestshot.best_shot(paths, settings, scorer=scorer(model, weights, device))
 
 
 def rank(folder: str | Path, out_dir: str | Path, model: str | None = None,
          weights: str | None = None, device: str = "auto", batch_size: int = 32,
          cache: bool = True, force: bool = False) -> _rank.Result:
     """Sort a photo collection by score; writes ranking.csv, index.html and thumbs/."""
-    scorer = load_scorer(model, weights, device=resolve_device(device))
-    return _rank.rank_folder(folder, out_dir, scorer, _rank.weights_id(scorer.name, weights),
+    sc = scorer(model, weights, device)
+    return _rank.rank_folder(folder, out_dir, sc, _rank.weights_id(sc.name, weights),
                              batch_size=batch_size,
                              cache_path=_rank.default_cache_path() if cache else None,
                              force=force)
@@ -76,6 +88,5 @@ def crop(path: str | Path, aspect: str, model: str | None = None, weights: str |
          search: str = "random", candidates: int = 1000, seed: int = 0,
          device: str = "auto") -> _crop.CropResult:
     """The best crop of a photo for an aspect ratio like ``"16:9"``; writes nothing."""
-    scorer = load_scorer(model, weights, device=resolve_device(device))
-    return _crop.best_crop(path, aspect, scorer, search=search, candidates=candidates,
-                           seed=seed)
+    return _crop.best_crop(path, aspect, scorer(model, weights, device), search=search,
+                           candidates=candidates, seed=seed)

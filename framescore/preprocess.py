@@ -3,16 +3,20 @@
 The views work on single RGB uint8 arrays (numpy, for images of any size); ``to_tensor``
 turns a batch of same-size uint8 images into the normalized float tensor a model takes, on
 whatever device the model lives (on CUDA the resize and the arithmetic run on the GPU).
+Only ``to_tensor`` imports torch.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from framescore.models.spec import InputSpec
+if TYPE_CHECKING:  # torch is imported only by to_tensor: preparing numpy images needs none
+    import torch
+
+    from framescore.models.spec import InputSpec
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -76,7 +80,8 @@ def decode_size(spec: InputSpec, device: torch.device | str | None = None,
     """
     if spec.view != "warp":
         return None
-    if device is not None and torch.device(device).type == "cuda" and source is not None:
+    kind = getattr(device, "type", None) or str(device).split(":", 1)[0]
+    if device is not None and kind == "cuda" and source is not None:
         h, w = source
         scale = min(1.0, GPU_DECODE_LINES / min(h, w))
         return (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
@@ -90,6 +95,9 @@ def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
     Images not yet at ``spec.size`` are warped there on ``device`` (antialiased bilinear), so on
     CUDA the resize runs on the GPU. Host memory is pinned before the copy to a GPU.
     """
+    import torch
+    import torch.nn.functional as F
+
     device = torch.device(device)
     batch = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) \
         else images

@@ -1,4 +1,8 @@
-"""Batched scoring: a decoding thread feeds batches to the model while it scores the last one."""
+"""Batched scoring: a decoding thread feeds batches to the model while it scores the last one.
+
+The scorers themselves live in :mod:`framescore.scorers`; this module takes any
+:class:`~framescore.models.spec.Scorer` and imports no torch.
+"""
 
 from __future__ import annotations
 
@@ -12,54 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torch import nn
 
-from framescore.errors import UsageError
 from framescore.io.video import Frame
-from framescore.models.spec import InputSpec, Scorer
-from framescore.preprocess import to_tensor
+from framescore.models.spec import Scorer
+from framescore.scorers.device import resolve_device
 
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU; asking for CUDA without one is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no CUDA GPU is available")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise UsageError(f"unknown device {name!r} (use auto, cpu or cuda)")
-    return torch.device(name)
-
-
-class TorchScorer:
-    """Wraps a PyTorch model whose ``forward`` returns a score tensor or a dict with ``score``.
-
-    On CUDA it runs in channels_last with fp16 autocast; on the CPU in fp32.
-    """
-
-    def __init__(self, name: str, module: nn.Module, spec: InputSpec,
-                 device: torch.device | str = "cpu", fp16: bool | None = None) -> None:
-        self.name = name
-        self.spec = spec
-        self.device = torch.device(device)
-        self.fp16 = (self.device.type == "cuda") if fp16 is None else fp16
-        self.channels_last = self.device.type == "cuda"
-        module = module.eval().to(self.device)
-        if hasattr(module, "folded"):  # the same function with fewer layers (a copy)
-            module = module.folded()
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        self.module = module
-
-    @torch.inference_mode()
-    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        x = to_tensor(images, self.spec, self.device, channels_last=self.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            out = self.module(x)
-        if isinstance(out, torch.Tensor):
-            out = {"score": out}
-        return {k: v.float().cpu().numpy() for k, v in out.items()}
+__all__ = ["Prefetch", "ScoredFrames", "lower_thread_priority", "prefetch", "resolve_device",
+           "score_frames"]
 
 
 @dataclass

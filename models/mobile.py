@@ -49,6 +49,11 @@ SPEC = InputSpec(height=SIZE, width=SIZE, mean=(127 / 255,) * 3, std=(128 / 255,
 WEIGHTS = "mobile_aesthetic.pt"
 # SHA-256 of the shipped WEIGHTS file (None until trained weights are committed)
 SHA256: str | None = "69d6284bd7206baffdf841f9e62786387742ccd67c39f40966a83d6c9afe3e23"
+# the fp32 ONNX export of WEIGHTS (`framescore export framescore-mobile`, parity-checked); the
+# CPU scores with it in onnxruntime, several times faster than PyTorch. int8 is not shipped: its
+# ranking agreed with fp32 at Spearman 0.957 on the shipped photos' crops, under the 0.99 bar.
+ONNX = "mobile_aesthetic.onnx"
+ONNX_SHA256 = "2621055cf57140cb3d8279116b2b68eacda192febcca2fe4b2f790f85fc2aeb8"
 
 
 def _efficientnet():
@@ -182,4 +187,5 @@ def entries() -> list[ModelInfo]:
                 "statistics paths); score = L2 norm; "
                 "trained on real photos with graded faults",
         spec=SPEC, build=MobileEncoder, weights=WEIGHTS, sha256=SHA256, needs_weights=True,
-        default_rank=10, outputs=("score", "encoding"), card="cards/framescore-mobile.md")]
+        onnx=ONNX, onnx_sha256=ONNX_SHA256, default_rank=10, outputs=("score", "encoding"),
+        card="cards/framescore-mobile.md")]

@@ -1,49 +1,63 @@
-"""The model registry: a name → how to build the model, its input spec, weights and paper.
+"""The model registry: a name → its description, how to build it, its input spec and weights.
 
-Every family module contributes its entries here; ``load_scorer`` turns a name (or an exported
-``.onnx`` file) into a ready :class:`~framescore.models.spec.Scorer`.
+Listing models, checking a name and choosing the default read the light catalogue
+(:mod:`framescore.models.catalogue`) and import no network code; :func:`get` and
+:func:`build_module` import the model's family module (and torch) when a model is used.
+Turning a name into a scorer is the scorer layer's work (:func:`framescore.scorers.load_scorer`).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from framescore.errors import UsageError, WeightsError
-from framescore.models.spec import ModelInfo, Scorer
-from framescore.models.weights import load_into
+from framescore.models.catalogue import FAMILIES, Entry, read
+from framescore.models.spec import ModelInfo
 
-# Each family module offers ``entries() -> list[ModelInfo]``; a module not written yet is skipped.
-FAMILIES = ("rules", "arod", "rapid", "relative", "kong", "weighted", "mobile")
+if TYPE_CHECKING:
+    from torch import nn
 
+__all__ = ["FAMILIES", "REGISTRY", "build_module", "default_model", "entry", "family_of", "get",
+           "register"]
 
-def _entries() -> list[ModelInfo]:
-    out: list[ModelInfo] = []
-    for family in FAMILIES:
-        try:
-            module = importlib.import_module(f"framescore.models.{family}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"framescore.models.{family}":
-                continue
-            raise
-        out.extend(module.entries())
-    return out
+#: name → light catalogue entry (attributes it lacks, like ``build``, come from the full
+#: entry), or a full ModelInfo registered at run time (:func:`register`)
+REGISTRY: dict[str, Entry | ModelInfo] = read()
 
 
-REGISTRY: dict[str, ModelInfo] = {m.name: m for m in _entries()}
-
-
-def get(name: str) -> ModelInfo:
-    """The registry entry called ``name``; an unknown name is a one-line :class:`UsageError`."""
+def entry(name: str) -> Entry | ModelInfo:
+    """The catalogue entry called ``name``; an unknown name is a one-line :class:`UsageError`."""
     try:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise UsageError(f"unknown model {name!r} (known: {known}; "
                          "or a path to an exported .onnx file)") from None
+
+
+def get(name: str) -> ModelInfo:
+    """The full registry entry called ``name`` (its family module is imported)."""
+    found = entry(name)
+    return found if isinstance(found, ModelInfo) else found.info()
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    """Add a model at run time (a network of one's own, a test's); the name must be new."""
+    if info.name in REGISTRY:
+        raise UsageError(f"model {info.name!r} is registered already")
+    REGISTRY[info.name] = info
+    return info
+
+
+def family_of(info: ModelInfo | Entry) -> str:
+    """The zoo module an entry comes from (``rules``, ``arod``, ``rapid``, ``mobile``...)."""
+    if info.family:
+        return info.family
+    fn = info.build         # a model registered at run time: the module of its network
+    while hasattr(fn, "func"):  # functools.partial
+        fn = fn.func
+    return str(getattr(fn, "__module__", "?")).rsplit(".", 1)[-1]
 
 
 def default_model() -> str:
@@ -54,6 +68,8 @@ def default_model() -> str:
 
 def build_module(name: str, weights: str | Path | None = None) -> tuple[ModelInfo, nn.Module]:
     """Build a torch model and load its weights (``weights`` or the bundled file)."""
+    from framescore.models.weights import load_into
+
     info = get(name)
     if info.build is None:
         raise UsageError(f"model {name!r} has no neural network (nothing to load)")
@@ -68,25 +84,3 @@ def build_module(name: str, weights: str | Path | None = None) -> tuple[ModelInf
     else:
         load_into(module, path, sha256=None if weights else info.sha256)
     return info, module.eval()
-
-
-def load_scorer(name: str | None = None, weights: str | Path | None = None,
-                device: str | torch.device = "cpu") -> Scorer:
-    """A ready scorer for a registry name (default model when None) or an ``.onnx`` file."""
-    name = name or default_model()
-    if name.endswith(".onnx"):
-        from framescore.export.runtime import OnnxScorer
-
-        if weights:
-            raise UsageError("an exported .onnx model carries its weights; --weights does not "
-                             "apply")
-        return OnnxScorer(Path(name), device=torch.device(device).type)
-    info = get(name)
-    if info.make_scorer is not None:
-        if weights:
-            raise UsageError(f"model {name!r} takes no weights")
-        return info.make_scorer()
-    from framescore.scoring import TorchScorer
-
-    _, module = build_module(name, weights)
-    return TorchScorer(name, module, info.spec, device=device)

@@ -22,7 +22,8 @@ same estimates to within 0.01 for a sixteenth of the work, which matters when ev
 a video is scored).
 
 score = 0.40 s + 0.20 e + 0.15 c + 0.10 k + 0.15 n, in [0, 1]; higher is better. The
-individual terms come back as extras, so a user can see why a frame scored as it did.
+individual terms come back as extras, so a user can see why a frame scored as it did. The
+scorer is :class:`framescore.scorers.rules.RulesScorer` (numpy, no torch).
 """
 
 from __future__ import annotations
@@ -106,25 +107,12 @@ def _measure(images: np.ndarray) -> dict[str, np.ndarray]:
             "colourfulness": colourfulness, "cleanliness": cleanliness}
 
 
-class RulesScorer:
-    """Scores images by the documented photographic rules; needs no weights and no torch."""
-
-    name = "rules"
-    spec = SPEC
-
-    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        terms = measure(images)
-        score = sum(WEIGHTS[k] * terms[k] for k in WEIGHTS)
-        out = {"score": np.asarray(score, dtype=np.float32)}
-        out.update({k: v.astype(np.float32) for k, v in terms.items()})
-        return out
-
-
 def entries() -> list:
     from framescore.models.spec import ModelInfo
 
     return [ModelInfo(
         name="rules", paper="photographic rules (no learning)",
         summary="sharpness, exposure, contrast, colourfulness, noise; documented formula",
-        spec=SPEC, make_scorer=RulesScorer, needs_weights=False, default_rank=1, video_fps=None,
-        outputs=("score", *WEIGHTS))]
+        spec=SPEC, scorer="framescore.scorers.rules:RulesScorer",
+        port="framescore.scorers.rules_torch:RulesNet", needs_weights=False, default_rank=1,
+        video_fps=None, outputs=("score", *WEIGHTS))]

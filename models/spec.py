@@ -56,19 +56,32 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One registered model."""
+    """One registered model: what it is, what it takes, where its weights are.
+
+    A neural model has ``build`` (``() -> torch.nn.Module``). A model without a network names
+    the scorer that computes it in ``scorer`` and, when it can be exported, a torch module
+    computing the same function in ``port`` (both ``"module:attribute"`` import paths, resolved
+    by the scorer layer and the exporters; the zoo imports neither).
+    """
 
     name: str
     paper: str
     summary: str
     spec: InputSpec
     build: Callable[[], Any] | None = None          # () -> torch.nn.Module
-    make_scorer: Callable[[], Scorer] | None = None
+    scorer: str | None = None           # import path of the scorer of a model without a network
+    port: str | None = None             # import path of its torch port (for export)
     weights: str | None = None          # bundled weights file, relative to models/
     sha256: str | None = None
+    onnx: str | None = None             # verified ONNX export of the bundled weights (models/)
+    onnx_sha256: str | None = None
     needs_weights: bool = True
     default_rank: int = 0               # highest available rank is the default model
     outputs: tuple[str, ...] = ("score",)
+    score_meaning: str | None = None    # what the score means, when more than "higher is better"
+    license: str | None = None          # the weights' licence, when known
+    family: str = ""                    # the zoo module the entry comes from (set by the registry)
+    # training recipe settings (the recipes' contract, read by framescore.train)
     extra: dict = field(default_factory=dict)
     card: str | None = None             # model card file, relative to models/
     # frames a second the key-frames job scores when the user does not say (None: every frame)
@@ -77,6 +90,10 @@ class ModelInfo:
     @property
     def bundled_path(self) -> Path | None:
         return MODELS_DIR / self.weights if self.weights else None
+
+    @property
+    def onnx_path(self) -> Path | None:
+        return MODELS_DIR / self.onnx if self.onnx else None
 
     @property
     def weights_available(self) -> bool:

@@ -14,8 +14,8 @@ from framescore.apps.bestshot import Settings, score_images
 from framescore.apps.groups import group_bursts, signature, similarity
 from framescore.cli import main
 from framescore.io.writer import write_clip
-from framescore.models.rules import RulesScorer
 from framescore.samples import photo
+from framescore.scorers.rules import RulesScorer
 
 
 def shake(image: np.ndarray, length: int) -> np.ndarray:
@@ -234,7 +234,7 @@ def test_uncertainty_column_for_a_model_with_std(tmp_path: Path, capsys) -> None
     from framescore.apps.rank import rank_folder
     from framescore.cli.bestshot import _print_table
     from framescore.models.registry import get
-    from framescore.scoring import TorchScorer
+    from framescore.scorers.torch import TorchScorer
 
     torch.manual_seed(0)
     info = get("jin-histogram")

@@ -12,8 +12,8 @@ from PIL import Image
 from framescore.apps.crop import Box, best_crop, parse_aspect, random_boxes, write_crop
 from framescore.cli import main
 from framescore.errors import OutputError, UsageError
-from framescore.models.rules import RulesScorer
 from framescore.samples import photo, photo_paths
+from framescore.scorers.rules import RulesScorer
 
 
 @pytest.fixture(scope="module")

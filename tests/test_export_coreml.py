@@ -22,10 +22,9 @@ from framescore.export.wrap import (
     Normalized,
     coreml_image_scale,
     describe,
-    family_of,
     prepare,
 )
-from framescore.models.registry import REGISTRY, default_model
+from framescore.models.registry import REGISTRY, default_model, family_of
 from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
 
 ct = coreml._coremltools()

@@ -13,8 +13,8 @@ from PIL import Image
 from framescore.apps import hints
 from framescore.cli import main
 from framescore.errors import DataError
-from framescore.models.rules import RulesScorer
 from framescore.samples import photo, photo_paths
+from framescore.scorers.rules import RulesScorer
 from framescore.train import fault_eval
 
 FAULTS = ["gaussian_blur", "noise"]

@@ -15,10 +15,11 @@ from framescore.apps import hints
 from framescore.cli import main
 from framescore.errors import DataError, WeightsError
 from framescore.models import mobile
-from framescore.models.registry import build_module, default_model, get, load_scorer
+from framescore.models.registry import build_module, default_model, get
 from framescore.models.weights import sha256_of
 from framescore.preprocess import view
 from framescore.samples import photo
+from framescore.scorers import load_scorer
 from framescore.train import hints_recipe
 
 INFO = get("framescore-mobile")
@@ -279,5 +280,5 @@ def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     with torch.inference_mode():
         a, b = model(x)["score"], folded(x)["score"]
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
-    scorer = load_scorer("framescore-mobile", None, device="cpu")
+    scorer = load_scorer("framescore-mobile", None, device="cpu", runtime="torch")  # PyTorch folds
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())

@@ -13,10 +13,11 @@ from torchvision.models import alexnet, vgg16
 
 from framescore.errors import UsageError, WeightsError
 from framescore.models import kong, rapid, relative, weighted
-from framescore.models.registry import REGISTRY, get, load_scorer
+from framescore.models.registry import REGISTRY, get
 from framescore.models.spec import MODELS_DIR
 from framescore.preprocess import to_tensor, view
 from framescore.samples import photo
+from framescore.scorers import load_scorer
 from framescore.train.losses import (
     kong_loss,
     rapid_cross_entropy,

@@ -16,13 +16,14 @@ import torch
 from framescore.errors import UsageError, WeightsError
 from framescore.io.video import Frame
 from framescore.models.arod import ArodEncoder
-from framescore.models.registry import REGISTRY, build_module, default_model, get, load_scorer
+from framescore.models.registry import REGISTRY, build_module, default_model, get
 from framescore.models.weights import read_state_dict
 from framescore.preprocess import view
 from framescore.samples import photo
+from framescore.scorers import load_scorer
+from framescore.scorers.torch import TorchScorer
 from framescore.scoring import (
     CONSUMER_NICE,
-    TorchScorer,
     prefetch,
     resolve_device,
     score_frames,
@@ -41,7 +42,7 @@ def test_every_entry_is_complete():
     for name, info in REGISTRY.items():
         assert info.name == name and info.paper and info.summary
         assert info.spec.height > 0 and info.spec.width > 0
-        assert (info.build is None) != (info.make_scorer is None)
+        assert (info.build is None) != (info.scorer is None)
         assert "score" in info.outputs
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from framescore.models.rules import WEIGHTS, RulesScorer, measure
+from framescore.models.rules import WEIGHTS, measure
 from framescore.preprocess import view
 from framescore.samples import photo
+from framescore.scorers.rules import RulesScorer
 
 NAMES = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"]
 

@@ -206,10 +206,9 @@ def is_video(path: str | Path) -> bool:
 
 
 def _make_scorer(settings: Settings) -> Scorer:
-    from framescore.models.registry import load_scorer
-    from framescore.scoring import resolve_device
+    from framescore.scorers import load_scorer
 
-    return load_scorer(settings.model, settings.weights, device=resolve_device(settings.device))
+    return load_scorer(settings.model, settings.weights, device=settings.device)
 
 
 def _photo_candidates(paths: Sequence[str | Path], settings: Settings, scorer: Scorer,

@@ -14,7 +14,6 @@ from framescore import __version__
 from framescore.curve import Smoothing, normalize, smooth_shots
 from framescore.errors import MediaError
 from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, iter_frames, probe
-from framescore.models.registry import load_scorer
 from framescore.models.spec import ModelInfo, Scorer
 from framescore.outputs import (
     csv_text,
@@ -27,7 +26,8 @@ from framescore.outputs import (
     write_text_atomic,
 )
 from framescore.preprocess import decode_size
-from framescore.scoring import ScoredFrames, resolve_device, score_frames
+from framescore.scorers import load_scorer
+from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
 from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs
 
@@ -151,8 +151,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     started = time.perf_counter()
     info = probe(path)
     if scorer is None:
-        device = resolve_device(settings.device)
-        scorer = load_scorer(settings.model, settings.weights, device=device)
+        scorer = load_scorer(settings.model, settings.weights, device=settings.device)
     if settings.sampling is None:
         settings = replace(settings, sampling=default_sampling(scorer.name))
     if on_start:

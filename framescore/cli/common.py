@@ -86,10 +86,9 @@ def make_scorer(model: str | None, weights: str | None, device: str) -> Scorer:
 
     Every command that scores builds it here and nowhere else.
     """
-    from framescore.models.registry import load_scorer
-    from framescore.scoring import resolve_device
+    from framescore.scorers import load_scorer
 
-    return load_scorer(model, weights, device=resolve_device(device))
+    return load_scorer(model, weights, device=device)
 
 
 def check_model_name(model: str | None) -> None:

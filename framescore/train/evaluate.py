@@ -150,8 +150,8 @@ def fault_tables(recipe: Recipe, model: torch.nn.Module, root: Path, device: tor
                  on_draw: Callable[[int], None] | None = None) -> list[Any]:
     """The fault-type tables of the model (at its trained input size) and the ``compare``
     scorers on the held-out photos of ``root``."""
-    from framescore.models.registry import load_scorer
-    from framescore.scoring import TorchScorer
+    from framescore.scorers import load_scorer
+    from framescore.scorers.torch import TorchScorer
     from framescore.train import fault_eval
 
     photos = held_out(root)

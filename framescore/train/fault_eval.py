@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from framescore.errors import FramescoreError
-    from framescore.models.registry import load_scorer
+    from framescore.scorers import load_scorer
 
     p = argparse.ArgumentParser(prog="python -m framescore.train.fault_eval",
                                 description="pair accuracy per fault on held-out photos")

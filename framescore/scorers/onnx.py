@@ -1,10 +1,11 @@
-"""Scoring with an exported ONNX file through onnxruntime (``--model path/to/model.onnx``).
+"""Scoring with an ONNX file through onnxruntime: ``--model path/to/model.onnx``, or a bundled
+model's verified export, which is what runs a network on the CPU when it is there.
 
-The file carries what is needed to use it (see :mod:`framescore.export.onnx`): the model name,
-input height/width and view in its ``metadata_props``; the graph takes float32 RGB 0..255
+The file carries what is needed to use it (written by :mod:`framescore.export.onnx`): the model
+name, input height/width and view in its ``metadata_props``; the graph takes float32 RGB 0..255
 ``(N, 3, H, W)`` and normalizes by itself. :class:`OnnxScorer` therefore only transposes the
-uint8 batch (and warps it to the input size, the same way :class:`~framescore.scoring.TorchScorer`
-does, when it is not there yet).
+uint8 batch (and warps it to the input size, the same way
+:class:`~framescore.scorers.torch.TorchScorer` does, when it is not there yet).
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ import numpy as np
 
 from framescore.errors import UsageError, WeightsError
 from framescore.models.spec import InputSpec
+from framescore.scorers.device import device_type
 
 
 class OnnxScorer:
     """A :class:`~framescore.models.spec.Scorer` running an exported ONNX file on the CPU
     (or CUDA when onnxruntime-gpu is installed and ``device`` asks for it)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 expect: str | None = None) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when onnxruntime has it);
+        ``expect``: the model name the file must carry (a bundled export)."""
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"{path}: ONNX file not found")
@@ -35,7 +42,7 @@ class OnnxScorer:
         if threads:
             options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda") and \
+        if device_type(device) in ("cuda", "auto") and \
                 "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
@@ -47,7 +54,11 @@ class OnnxScorer:
         if "framescore.model" not in meta:
             raise WeightsError(f"{path}: not a framescore export (no framescore metadata; "
                                "write it with `framescore export`)")
+        if expect is not None and meta["framescore.model"] != expect:
+            raise WeightsError(f"{path}: an export of {meta['framescore.model']!r}, not of "
+                               f"{expect!r}")
         self.path = path
+        self.source = str(path)
         self.metadata = dict(meta)
         self.name = meta["framescore.model"]
         self.precision = meta.get("framescore.precision", "fp32")
