@@ -25,6 +25,7 @@ thumbnails only for the last couple of seconds.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ _BINS_Y, _BINS_C = 8, 4
 # a fade's ramp: each frame's contrast at least this much above its neighbour's towards the
 # flat run (a linear fade over 100 frames still grows by 1 % a frame; a steady shot does not)
 RAMP_GROWTH = 1.01
+# frames whose samples may wait for a flush (about 6 KB each at 720p)
+PENDING_MAX = 512
 # formats whose first three planes are 8-bit Y, U, V (any chroma subsampling)
 _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                 "yuv411p", "yuv410p", "yuv440p", "yuvj440p"}
@@ -93,10 +96,10 @@ class ShotSettings:
     min_shot: float = 0.5     # seconds; closer boundaries merge
 
 
-def frame_signature(frame: object) -> tuple[np.ndarray, np.ndarray]:
-    """(thumbnail, histogram) of an ``av.VideoFrame``: a ``(ROWS * COLS,)`` float32 luminance
-    thumbnail in [0, 1] and a normalized joint histogram (Y, U, V bins), read from the frame's
-    own planes when they are 8-bit YUV (no colour conversion), else from a small RGB copy."""
+def frame_samples(frame: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Strided samples of an ``av.VideoFrame``'s Y, U and V planes (small copies, about 3 x 3
+    a thumbnail cell), read from its own planes when they are 8-bit YUV (no colour
+    conversion), else from a small RGB copy. Cheap enough for the decoding thread."""
     fmt = frame.format.name  # type: ignore[attr-defined]
     if fmt in _PLANAR_8BIT or fmt in ("gray", "nv12"):
         planes = frame.planes  # type: ignore[attr-defined]
@@ -109,19 +112,20 @@ def frame_signature(frame: object) -> tuple[np.ndarray, np.ndarray]:
         else:
             ch, cw = planes[1].height, planes[1].width
             u, v = _plane(planes[1], ch, cw), _plane(planes[2], ch, cw)
-    else:
-        rgb = frame.reformat(width=4 * COLS, height=4 * ROWS, format="rgb24").to_ndarray()  # type: ignore[attr-defined]
-        return image_signature(rgb)
-    return _signature(y, u, v)
+        return _strided(y, ROWS, COLS), _strided(u, ROWS // 2, COLS // 2), \
+            _strided(v, ROWS // 2, COLS // 2)
+    rgb = frame.reformat(width=4 * COLS, height=4 * ROWS, format="rgb24").to_ndarray()  # type: ignore[attr-defined]
+    return image_samples(rgb)
 
 
-def image_signature(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same signature from an RGB uint8 image (BT.601 luma and chroma)."""
+def image_samples(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same samples from an RGB uint8 image (BT.601 luma and chroma)."""
     f = rgb.astype(np.float32)
     y = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
     u = 128 + (f[..., 2] - y) * 0.564
     v = 128 + (f[..., 0] - y) * 0.713
-    return _signature(y, u, v)
+    return _strided(y, ROWS, COLS), _strided(u, ROWS // 2, COLS // 2), \
+        _strided(v, ROWS // 2, COLS // 2)
 
 
 def _plane(plane: object, height: int, width: int) -> np.ndarray:
@@ -131,43 +135,55 @@ def _plane(plane: object, height: int, width: int) -> np.ndarray:
     return buf[: rows * line].reshape(rows, line)[:, :width]
 
 
-@lru_cache(maxsize=32)
-def _grid(h: int, w: int, rows: int, cols: int) -> tuple[int, int, np.ndarray, np.ndarray,
-                                                         np.ndarray]:
-    """Strides and block edges for :func:`_sample` on an ``h`` x ``w`` plane (cached: a video's
-    frames all have the same size)."""
-    sy, sx = max(1, h // (3 * rows)), max(1, w // (3 * cols))
-    ny, nx = -(-h // sy), -(-w // sx)
-    ys = np.linspace(0, ny, rows + 1).astype(int)
-    xs = np.linspace(0, nx, cols + 1).astype(int)
-    area = np.outer(np.diff(ys), np.diff(xs)).astype(np.float32)
-    return sy, sx, ys[:-1], xs[:-1], area
+def _strides(h: int, w: int, rows: int, cols: int) -> tuple[int, int]:
+    return max(1, h // (3 * rows)), max(1, w // (3 * cols))
 
 
-def _sample(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Block means of a strided sample: about 3 x 3 samples per block, float32."""
+def _strided(plane: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """About 3 x 3 samples a block of a ``rows`` x ``cols`` grid (tiny planes: repeated)."""
     h, w = plane.shape
-    if h < rows or w < cols:  # tiny frames: repeat pixels
-        s = plane.astype(np.float32)
-        return s[np.arange(rows) * h // rows][:, np.arange(cols) * w // cols]
-    sy, sx, ys, xs, area = _grid(h, w, rows, cols)
-    s = plane[::sy, ::sx].astype(np.float32)
-    return np.add.reduceat(np.add.reduceat(s, ys, axis=0), xs, axis=1) / area
+    if h < rows or w < cols:
+        return np.ascontiguousarray(plane[np.arange(rows) * h // rows][:, np.arange(cols) * w
+                                                                       // cols])
+    sy, sx = _strides(h, w, rows, cols)
+    return np.ascontiguousarray(plane[::sy, ::sx])
 
 
-def _signature(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ty = _sample(y, ROWS, COLS) / 255.0
-    tu = _sample(u, ROWS // 2, COLS // 2) / 255.0
-    tv = _sample(v, ROWS // 2, COLS // 2) / 255.0
-    # joint Y/U/V histogram of the thumbnail cells (chroma cells repeated to luma's grid)
-    uy = np.repeat(np.repeat(tu, 2, axis=0), 2, axis=1)[:ROWS, :COLS]
-    vy = np.repeat(np.repeat(tv, 2, axis=0), 2, axis=1)[:ROWS, :COLS]
-    iy = np.clip((ty * _BINS_Y).astype(int), 0, _BINS_Y - 1)
-    iu = np.clip((uy * _BINS_C).astype(int), 0, _BINS_C - 1)
-    iv = np.clip((vy * _BINS_C).astype(int), 0, _BINS_C - 1)
-    hist = np.bincount(((iy * _BINS_C + iu) * _BINS_C + iv).ravel(),
-                       minlength=_BINS_Y * _BINS_C * _BINS_C).astype(np.float32)
-    return ty.ravel().astype(np.float32), hist / hist.sum()
+@lru_cache(maxsize=32)
+def _edges(h: int, w: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block edges and areas for :func:`_block_means` on ``h`` x ``w`` samples (cached: a
+    video's frames all have one size)."""
+    ys = np.linspace(0, h, rows + 1).astype(int)
+    xs = np.linspace(0, w, cols + 1).astype(int)
+    return ys[:-1], xs[:-1], np.outer(np.diff(ys), np.diff(xs)).astype(np.float32)
+
+
+def _block_means(samples: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``(N, h, w)`` samples → ``(N, rows, cols)`` block means, float32, in one pass."""
+    n, h, w = samples.shape
+    ys, xs, area = _edges(h, w, rows, cols)
+    s = samples.astype(np.float32)
+    return np.add.reduceat(np.add.reduceat(s, ys, axis=1), xs, axis=2) / area
+
+
+def _signatures(ys: np.ndarray, us: np.ndarray, vs: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Batch of samples → ``(N, ROWS * COLS)`` thumbnails in [0, 1] and ``(N, bins)`` joint
+    Y/U/V histograms of the thumbnail cells (chroma cells repeated to luma's grid)."""
+    n = len(ys)
+    ty = _block_means(ys, ROWS, COLS) / 255.0
+    tu = _block_means(us, ROWS // 2, COLS // 2) / 255.0
+    tv = _block_means(vs, ROWS // 2, COLS // 2) / 255.0
+    uy = np.repeat(np.repeat(tu, 2, axis=1), 2, axis=2)[:, :ROWS, :COLS]
+    vy = np.repeat(np.repeat(tv, 2, axis=1), 2, axis=2)[:, :ROWS, :COLS]
+    iy = np.clip((ty * _BINS_Y).astype(np.int64), 0, _BINS_Y - 1)
+    iu = np.clip((uy * _BINS_C).astype(np.int64), 0, _BINS_C - 1)
+    iv = np.clip((vy * _BINS_C).astype(np.int64), 0, _BINS_C - 1)
+    bins = _BINS_Y * _BINS_C * _BINS_C
+    cell = ((iy * _BINS_C + iu) * _BINS_C + iv).reshape(n, -1)
+    hist = np.bincount((cell + bins * np.arange(n)[:, None]).ravel(),
+                       minlength=n * bins).reshape(n, bins).astype(np.float32)
+    return ty.reshape(n, -1).astype(np.float32), hist / hist.sum(axis=1, keepdims=True)
 
 
 def _unit(thumb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -201,19 +217,52 @@ class ShotDetector:
     blends: list[int] = field(default_factory=list)   # positions of frames found to be blends
     _recent: deque = field(default_factory=deque)
     _prev_hist: np.ndarray | None = None
+    _pending: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flushing: threading.Lock = field(default_factory=threading.Lock)
 
     def add_frame(self, index: int, time: float, frame: object) -> None:
-        self._add(index, time, *frame_signature(frame))
+        """Take a decoded frame's samples (cheap: the decoding thread calls this); the
+        signatures are worked out in batches by :meth:`flush`."""
+        self._queue(index, time, frame_samples(frame))
 
     def add_image(self, index: int, time: float, rgb: np.ndarray) -> None:
-        self._add(index, time, *image_signature(rgb))
+        self._queue(index, time, image_samples(rgb))
+
+    def _queue(self, index: int, time: float,
+               samples: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        with self._lock:
+            self._pending.append((index, time, samples))
+            full = len(self._pending) >= PENDING_MAX
+        if full:  # nobody flushed for a while: keep memory bounded
+            self.flush()
+
+    def flush(self) -> None:
+        """Work out the signatures of the frames queued so far, a batch at once (numpy), and
+        feed them to the detectors in order. Safe to call from another thread than
+        :meth:`add_frame`'s (the key-frames job calls it from the scoring thread)."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            start = 0
+            while start < len(pending):  # runs of one sample shape (one frame size)
+                shape = tuple(x.shape for x in pending[start][2])
+                end = start + 1
+                while end < len(pending) and tuple(x.shape for x in pending[end][2]) == shape:
+                    end += 1
+                run = pending[start:end]
+                thumbs, hists = _signatures(*(np.stack([p[2][c] for p in run])
+                                              for c in range(3)))
+                for (index, time, _), thumb, hist in zip(run, thumbs, hists, strict=True):
+                    self._add(index, time, thumb, hist)
+                start = end
 
     def _add(self, index: int, time: float, thumb: np.ndarray, hist: np.ndarray) -> None:
         unit, sd = _unit(thumb)
         pos = len(self.indices)
         if self._recent:
             prev = self._recent[-1]
-            corr = float(unit @ prev.unit) if sd > 1e-3 and prev.std > 1e-3 else (
+            corr = float(np.dot(unit, prev.unit)) if sd > 1e-3 and prev.std > 1e-3 else (
                 1.0 if abs(sd - prev.std) < 0.01 else 0.0)
             hd = 0.5 * float(np.abs(hist - self._prev_hist).sum())
             d = 0.5 * (1.0 - corr) + 0.5 * hd
@@ -258,6 +307,7 @@ class ShotDetector:
 
     def boundaries(self) -> list[Boundary]:
         """The boundaries found so far, in time order."""
+        self.flush()
         n = len(self.indices)
         if n < 2:
             return []
@@ -434,4 +484,10 @@ def image_thumbs(images: np.ndarray) -> np.ndarray:
     ``(N, H, W, 3)`` (the key-frames job keeps one per scored frame, for near-duplicates)."""
     f = images.astype(np.float32)
     luma = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
-    return np.stack([_sample(y, ROWS, COLS).ravel() / 255.0 for y in luma]).astype(np.float32)
+    sy, sx = _strides(luma.shape[1], luma.shape[2], ROWS, COLS)
+    if luma.shape[1] < ROWS or luma.shape[2] < COLS:
+        samples = np.stack([_strided(y, ROWS, COLS) for y in luma])
+    else:
+        samples = luma[:, ::sy, ::sx]
+    n = len(images)
+    return (_block_means(samples, ROWS, COLS) / 255.0).reshape(n, -1).astype(np.float32)

@@ -163,7 +163,8 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     frames = iter_frames(path, settings.sampling, size=size, stats=stats,
                          on_decoded=detector.add_frame)
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
-                          observe=lambda images: thumbs.append(image_thumbs(images)))
+                          observe=lambda images: (thumbs.append(image_thumbs(images)),
+                                                  detector.flush()))
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
     boundaries = detector.boundaries()
