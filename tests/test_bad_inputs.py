@@ -605,7 +605,7 @@ def test_interrupt_waits_for_the_worker(monkeypatch) -> None:
 
 def test_onnx_input_checked_at_load(tmp_path: Path) -> None:
     from framescore.errors import WeightsError
-    from framescore.export.runtime import OnnxScorer
+    from framescore.scorers.onnx import OnnxScorer
 
     with pytest.raises(WeightsError, match="does not match its metadata"):
         OnnxScorer(onnx_file(tmp_path / "m.onnx", graph_hw=32, meta_hw=64))
