@@ -482,12 +482,14 @@ def detect_boundaries(path: str | Path, settings: ShotSettings | None = None) ->
 def image_thumbs(images: np.ndarray) -> np.ndarray:
     """``(N, ROWS * COLS)`` float32 luminance thumbnails in [0, 1] of RGB uint8 images
     ``(N, H, W, 3)`` (the key-frames job keeps one per scored frame, for near-duplicates)."""
-    f = images.astype(np.float32)
-    luma = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
-    sy, sx = _strides(luma.shape[1], luma.shape[2], ROWS, COLS)
-    if luma.shape[1] < ROWS or luma.shape[2] < COLS:
+    n, h, w = images.shape[:3]
+    if h < ROWS or w < COLS:
+        f = images.astype(np.float32)
+        luma = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
         samples = np.stack([_strided(y, ROWS, COLS) for y in luma])
-    else:
-        samples = luma[:, ::sy, ::sx]
-    n = len(images)
+    else:  # sample first, then convert only the samples (a batch is 32 x 256 x 256 x 3)
+        sy, sx = _strides(h, w, ROWS, COLS)
+        s = images[:, ::sy, ::sx]
+        samples = (s[..., 0] * np.float32(0.299) + s[..., 1] * np.float32(0.587)
+                   + s[..., 2] * np.float32(0.114))
     return (_block_means(samples, ROWS, COLS) / 255.0).reshape(n, -1).astype(np.float32)
