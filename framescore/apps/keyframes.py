@@ -3,6 +3,9 @@ frames that cover the video, write them out."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -144,11 +147,31 @@ def _estimate_kept(info: VideoInfo, sampling: Sampling) -> int | None:
     return None
 
 
+def preload(*modules: str) -> threading.Thread:
+    """Import ``modules`` in a background thread while the video decodes.
+
+    The Kalman smoother (filterpy, whose package pulls in scipy.stats) and the plot
+    (matplotlib) take about 1.3 and 0.5 s to import on a small CPU, as long as a short clip
+    takes to score; imported beside the decoder instead of after it, most of that wait goes.
+    A later ``import`` of the same module waits for this one to finish (the import lock), and
+    an error here is simply raised again there.
+    """
+    def work() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=work, name="framescore-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | None = None,
             on_start: Callable[[int | None], None] | None = None,
             on_batch: Callable[[int], None] | None = None) -> Result:
     """Score, smooth and pick key-frames of ``path``; writes nothing."""
     started = time.perf_counter()
+    preload("filterpy.kalman", "framescore.plot")
     info = probe(path)
     if scorer is None:
         scorer = load_scorer(settings.model, settings.weights, device=settings.device)
