@@ -8,6 +8,7 @@ Only ``to_tensor`` imports torch.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -88,6 +89,17 @@ def decode_size(spec: InputSpec, device: torch.device | str | None = None,
     return spec.size
 
 
+@lru_cache(maxsize=16)
+def _norm_constants(mean: tuple[float, ...], std: tuple[float, ...], device: str) -> tuple:
+    """The normalization's ``(1, 3, 1, 1)`` mean and std (0..255 scale) on ``device``, made
+    once: built from Python lists on every batch they cost a host-to-device copy (and a
+    sync on CUDA) each time."""
+    import torch
+
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0,
+            torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0)
+
+
 def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
               device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
     """A uint8 batch ``(N, H, W, 3)`` as the normalized ``(N, 3, h, w)`` float tensor on ``device``.
@@ -108,8 +120,7 @@ def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
     x = batch.permute(0, 3, 1, 2).float()
     if tuple(x.shape[-2:]) != spec.size:
         x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1) * 255.0
+    mean, std = _norm_constants(spec.mean, spec.std, str(device))
     x = (x - mean) / std
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

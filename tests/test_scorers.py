@@ -308,3 +308,40 @@ def test_device_names_are_checked_without_the_hardware():
         with pytest.raises(UsageError, match="unknown device"):
             check_device(bad)
     assert device_type("cuda:1") == "cuda" and device_type("cpu") == "cpu"
+
+
+def test_onnx_on_cuda_runs_there_or_says_it_cannot(monkeypatch):
+    """--device cuda with an ONNX model never runs on the CPU silently: with an onnxruntime
+    that has no CUDA provider (the CPU package) it is one line."""
+    import onnxruntime as ort
+
+    from framescore.errors import UsageError
+    from framescore.models.registry import get
+    from framescore.scorers.onnx import OnnxScorer
+
+    path = get("framescore-mobile").onnx_path
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert OnnxScorer(path, device="cuda").providers[0] == "CUDAExecutionProvider"
+        return
+    with pytest.raises(UsageError, match="cannot run on CUDA"):
+        OnnxScorer(path, device="cuda")
+    # and it falls back with a word when the provider is listed but does not start
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(UsageError, match="could not start its CUDA provider"):
+        OnnxScorer(path, device="cuda")
+    assert OnnxScorer(path, device="cpu").providers == ["CPUExecutionProvider"]
+
+
+def test_normalization_constants_are_made_once():
+    from framescore.models.spec import InputSpec
+    from framescore.preprocess import _norm_constants, to_tensor
+
+    spec = InputSpec(8, 8)
+    images = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    x = to_tensor(images, spec)
+    first = _norm_constants(spec.mean, spec.std, "cpu")
+    to_tensor(images, spec)
+    assert _norm_constants(spec.mean, spec.std, "cpu")[0] is first[0]
+    expect = (0 - np.array(spec.mean) * 255) / (np.array(spec.std) * 255)
+    np.testing.assert_allclose(x[0, :, 0, 0].numpy(), expect, rtol=1e-6)

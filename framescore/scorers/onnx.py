@@ -10,6 +10,7 @@ uint8 batch (and warps it to the input size, the same way
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +38,30 @@ class OnnxScorer:
         except ImportError:
             raise UsageError("onnxruntime is not installed (pip install 'framescore[export]')") \
                 from None
+        ort.set_default_logger_severity(3)   # its provider notes would go to stdout
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
-        if device_type(device) in ("cuda", "auto") and \
-                "CUDAExecutionProvider" in ort.get_available_providers():
+        wanted = device_type(device)
+        cuda_here = "CUDAExecutionProvider" in ort.get_available_providers()
+        if wanted == "cuda" and not cuda_here:
+            raise UsageError("--device cuda: this onnxruntime cannot run on CUDA (install "
+                             "onnxruntime-gpu, or use --device cpu)")
+        if wanted in ("cuda", "auto") and cuda_here:
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            with warnings.catch_warnings():  # a provider it cannot start: said below, once
+                warnings.simplefilter("ignore")
+                self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise WeightsError(f"{path}: not a usable ONNX model ({first[:160]})") from None
+        self.providers = self.session.get_providers()
+        if wanted == "cuda" and self.providers[0] != "CUDAExecutionProvider":
+            raise UsageError("--device cuda: onnxruntime could not start its CUDA provider "
+                             f"(it fell back to {self.providers[0]}); use --device cpu")
         meta = self.session.get_modelmeta().custom_metadata_map
         if "framescore.model" not in meta:
             raise WeightsError(f"{path}: not a framescore export (no framescore metadata; "

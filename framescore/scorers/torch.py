@@ -47,4 +47,9 @@ class TorchScorer:
             out = self.module(x)
         if isinstance(out, torch.Tensor):
             out = {"score": out}
-        return {k: v.float().cpu().numpy() for k, v in out.items()}
+        if self.device.type != "cuda":
+            return {k: v.float().numpy() for k, v in out.items()}
+        # every output's copy queued at once, then one wait (not one sync per output)
+        host = {k: v.float().to("cpu", non_blocking=True) for k, v in out.items()}
+        torch.cuda.current_stream(self.device).synchronize()
+        return {k: v.numpy() for k, v in host.items()}
