@@ -463,12 +463,33 @@ def test_processes(tmp_path: Path) -> None:
     assert (tmp_path / "termw.framescore" / "old.txt").exists() or done["termw"][0] == 0
 
 
-def _mount_tmpfs(where: Path) -> bool:
+def _mount_tmpfs(where: Path, size: str = "2m") -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     where.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True).returncode == 0
+
+
+def _together(argvs: list[list], tmp: Path) -> list[tuple[int, str]]:
+    """Run ``python -m framescore`` once per argv, all started at once; (exit, stderr) each."""
+    procs = [_spawn(argv, tmp) for argv in argvs]
+    done = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            err += b" (TIMED OUT)"
+        done.append((proc.returncode, err.decode("utf-8", "replace").strip()))
+    return done
+
+
+def _one_error_line(code: int, err: str, text: str) -> None:
+    assert code == 2 and "Traceback" not in err, (code, err)
+    assert len(err.splitlines()) == 1 and err.startswith("framescore: error:"), err
+    assert text in err, err
 
 
 def test_disk_full(tmp_path: Path) -> None:
@@ -496,6 +517,81 @@ def test_disk_full(tmp_path: Path) -> None:
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "old"]
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_read_only_filesystem(tmp_path: Path) -> None:
+    """--out on a read-only tmpfs (root ignores file modes, not a read-only mount): a new
+    folder and --force over an old one end with one line and exit 2, the old folder kept."""
+    disk = tmp_path / "ro"
+    if not _mount_tmpfs(disk, size="1m"):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (disk / "old").mkdir()
+        (disk / "old" / "keep.txt").write_text("old")
+        if subprocess.run(["mount", "-o", "remount,ro", str(disk)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot remount the tmpfs read-only here")
+        with pytest.raises(OSError, match="Read-only"):
+            (disk / "probe").touch()
+        clip = encode(tmp_path / "c.mp4", n=12)
+        results = _together([[clip, *RULES, "--out", disk / "new"],
+                             [clip, *RULES, "--out", disk / "old", "--force"]], tmp_path)
+        for code, err in results:
+            _one_error_line(code, err, "Read-only file system")
+        assert sorted(p.name for p in disk.iterdir()) == ["old"]
+        assert os.listdir(disk / "old") == ["keep.txt"]
+        assert (disk / "old" / "keep.txt").read_text() == "old"
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_immutable_folder(tmp_path: Path) -> None:
+    """--out inside a ``chattr +i`` folder (which binds root too): a new folder and --force
+    over an old one end with one line and exit 2, the old folder kept."""
+    folder = tmp_path / "imm"
+    (folder / "old").mkdir(parents=True)
+    (folder / "old" / "keep.txt").write_text("old")
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr here")
+    refused = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if refused.returncode != 0:
+        pytest.skip(f"chattr +i refused on {tmp_path}: {refused.stderr.strip()}")
+    try:
+        with pytest.raises(PermissionError):
+            (folder / "probe").touch()
+        clip = encode(tmp_path / "c.mp4", n=12)
+        results = _together([[clip, *RULES, "--out", folder / "new"],
+                             [clip, *RULES, "--out", folder / "old", "--force"]], tmp_path)
+        for code, err in results:
+            _one_error_line(code, err, "Operation not permitted")
+        assert sorted(p.name for p in folder.iterdir()) == ["old"]
+        assert os.listdir(folder / "old") == ["keep.txt"]
+        assert (folder / "old" / "keep.txt").read_text() == "old"
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)  # lets pytest clean
+
+
+def test_two_runs_into_one_folder(tmp_path: Path) -> None:
+    """Two runs started together with the same --out: one writes the folder (exit 0), the
+    other ends with one line and exit 2; one complete folder, no staging folder left."""
+    clip = encode(tmp_path / "c.mp4", n=12)
+    out = tmp_path / "same"
+    results = _together([[clip, *RULES, "--out", out]] * 2, tmp_path)
+    assert sorted(code for code, _ in results) == [0, 2], results
+    for code, err in results:
+        assert "Traceback" not in err, err
+        if code == 2:
+            _one_error_line(code, err, "same")
+        else:
+            assert not err, err
+    doc = json.loads((out / "keyframes.json").read_text())
+    files = {k["file"] for k in doc["keyframes"]}
+    assert files and sorted(os.listdir(out)) == sorted(
+        {"keyframes.json", "scores.csv", "shots.csv", "curve.png", *files})
+    assert all((out / name).stat().st_size > 0 for name in os.listdir(out))
+    assert len((out / "scores.csv").read_text().splitlines()) == 1 + 12
+    assert not leftovers(tmp_path), leftovers(tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("c.mp4", "cache")] == ["same"]
 
 
 # ----------------------------------------------------------------------------- in-process
@@ -567,6 +663,31 @@ def test_a_signal_between_the_renames_waits(tmp_path: Path, monkeypatch) -> None
     with pytest.raises(signals.Terminated), signals.handle_signals():
         outputs.replace_into(new, old, force=True)
     assert (old / "n.txt").read_text() == "new"
+
+
+def test_output_appearing_during_the_rename_is_kept(tmp_path: Path, monkeypatch) -> None:
+    """The narrow window of two runs into one --out: the other run's folder appears after the
+    "exists?" check, just before the rename. The rename is refused (one OutputError), the
+    other run's folder is kept whole and this run's staging folder removed."""
+    from framescore import outputs
+    from framescore.errors import OutputError
+
+    dest = tmp_path / "same"
+    real = os.replace
+
+    def replace(src, target):
+        if Path(target) == dest and not dest.exists():
+            dest.mkdir()
+            (dest / "keyframes.json").write_text("{}")  # the winner's
+        real(src, target)
+
+    monkeypatch.setattr(outputs.os, "replace", replace)
+    with pytest.raises(OutputError, match="same: cannot write"), \
+            outputs.staged_dir(dest) as tmp:
+        (tmp / "keyframes.json").write_text('{"loser": 1}')
+    assert os.listdir(tmp_path) == ["same"]
+    assert os.listdir(dest) == ["keyframes.json"]
+    assert (dest / "keyframes.json").read_text() == "{}"
 
 
 def test_interrupt_waits_for_the_worker(monkeypatch) -> None:
