@@ -120,7 +120,12 @@ def replace_into(src: Path, dest: Path, force: bool = False) -> None:
     in place.
     """
     if not (dest.exists() or dest.is_symlink()):
-        os.replace(src, dest)
+        try:
+            os.replace(src, dest)
+        except OSError as exc:  # another run's folder appeared after the check
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or force:
+                raise
+            raise OutputError(f"{dest}: exists already (use --force to replace it)") from None
         return
     if not force:
         raise OutputError(f"{dest}: exists already (use --force to replace it)")

@@ -682,7 +682,7 @@ def test_output_appearing_during_the_rename_is_kept(tmp_path: Path, monkeypatch)
         real(src, target)
 
     monkeypatch.setattr(outputs.os, "replace", replace)
-    with pytest.raises(OutputError, match="same: cannot write"), \
+    with pytest.raises(OutputError, match="same: exists already"), \
             outputs.staged_dir(dest) as tmp:
         (tmp / "keyframes.json").write_text('{"loser": 1}')
     assert os.listdir(tmp_path) == ["same"]
