@@ -90,7 +90,9 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
     if len(t):
         ax.set_xlim(float(t[0]), float(t[-1]) if t[-1] > t[0] else float(t[0]) + 1.0)
     ax.grid(alpha=0.25)
-    ax.legend(loc="lower right", fontsize=8)
+    # below the time axis, where it hides neither the curve nor the shot labels
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, fontsize=8,
+              frameon=False)
     if title:  # above the thumbnails, which stand on the axes' top edge
         ax.set_title(title, fontsize=10, pad=110 if picks else 6)
     fig.tight_layout()
