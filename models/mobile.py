@@ -122,7 +122,11 @@ class MobileEncoder(nn.Module):
 
         The variance is taken as E[h²] − E[h]²: two plain reductions, 4x faster on a CPU than
         centring the map first (the activations are O(1): fp32 loses nothing, and the fp16
-        ONNX export stays within 4e-3 of PyTorch, ``bench/RESULTS.md``)."""
+        ONNX export stays within 4e-3 of PyTorch, ``bench/RESULTS.md``). Under fp16 or bf16
+        autocast the map comes in half precision: it is taken to fp32 first, as E[h²] − E[h]² in
+        half precision cancels to errors of a third of σ; the statistics come out fp32."""
+        if h.dtype != torch.float32:
+            h = h.float()
         mean = h.mean(dim=(2, 3))
         var = (h.square().mean(dim=(2, 3)) - mean.square()).clamp_min(0.0)
         return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)

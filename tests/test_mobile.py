@@ -282,3 +282,20 @@ def test_folded_copy_scores_alike_and_leaves_the_model_trainable():
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
     scorer = load_scorer("framescore-mobile", None, device="cpu", runtime="torch")  # PyTorch folds
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_channel_stats_are_fp32_under_half_precision(dtype):
+    """A half-precision map (what a conv gives under autocast): E[h²] − E[h]² taken in half
+    precision cancels to errors of a good part of σ on a map whose mean is large against its
+    spread; the statistics must match a float64 reference to fp32 accuracy."""
+    g = torch.Generator().manual_seed(0)
+    h = (6.0 + 0.05 * torch.randn(4, 8, 20, 20, generator=g)).to(dtype)
+    ref = h.double()
+    mean, std = ref.mean(dim=(2, 3)), ref.std(dim=(2, 3), unbiased=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = mobile.MobileEncoder.channel_stats(h)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got[:, :8].double(), mean, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got[:, 8:].double(), (std.square() + 1e-6).sqrt(), rtol=1e-3,
+                               atol=1e-4)
