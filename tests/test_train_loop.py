@@ -832,3 +832,81 @@ def test_relative_single_column_threshold_mean_rgb_and_rapid_baseline(datasets, 
     assert figures["rapid_pair_accuracy_test"].paper == 62.21
     assert figures["rapid_pair_accuracy_standard"].paper == 65.87
     assert 0 <= figures["rapid_pair_accuracy_standard"].ours <= 100
+
+
+_RANK_SCRIPT = """
+import json, sys, torch, torch.distributed as tdist
+from framescore.train.loop import Dist, all_ranks_have
+rank, store = int(sys.argv[1]), sys.argv[2]
+tdist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
+counts = [[3, 3, 0, 2, 0], [3, 0, 3, 2, 0]][rank]
+steps, seen = 0, []
+for count in counts:
+    ok = all_ranks_have(count, Dist(2, rank, rank), torch.device("cpu"))
+    seen.append(ok)
+    if ok:   # the stand-in for DDP's gradient all-reduce: every rank must take part
+        t = torch.ones(1)
+        tdist.all_reduce(t)
+        steps += int(t.item()) // 2
+tdist.destroy_process_group()
+print(json.dumps({"seen": seen, "steps": steps}))
+"""
+
+
+def test_a_batch_empty_on_one_rank_is_skipped_by_every_rank(tmp_path):
+    """Two Gloo processes: a batch with no readable image on either rank is skipped by both,
+    so they take the same steps and meet in every all-reduce (a lone skip hung DDP)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT, str(r),
+                               str(tmp_path / "store")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for r in (0, 1)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    for out in outs:
+        assert out == {"seen": [True, False, False, True, False], "steps": 2}
+    assert loop.all_ranks_have(0, loop.Dist(), torch.device("cpu")) is False
+    assert loop.all_ranks_have(5, loop.Dist(), torch.device("cpu")) is True
+
+
+def test_sync_batchnorm_option_for_jobs_of_several_processes():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    net[1].weight.requires_grad_(False)
+    assert loop.with_sync_batchnorm(net, loop.Dist(2, 0, 0), {"sync_bn": False}) is net
+    assert loop.with_sync_batchnorm(net, loop.Dist(), {"sync_bn": True}) is net
+    synced = loop.with_sync_batchnorm(net, loop.Dist(2, 0, 0), {"sync_bn": True})
+    assert isinstance(synced[1], nn.SyncBatchNorm)
+    assert not synced[1].weight.requires_grad
+    assert resolve(options_for("rapid-scnn"), overrides=["sync_bn=true"])["sync_bn"] is True
+
+
+class _Numbers(Dataset):
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def _collate(items: list) -> dict:
+    return {"x": torch.tensor(items), "size": len(items)}
+
+
+def test_loader_workers_persist_across_epochs_with_the_same_order():
+    """With worker processes the epoch's DataLoader is the last one, reseeded (its workers
+    live on); each epoch's order is still the one a fresh loader of that epoch gives."""
+    config = {"seed": 7, "batch_size": 4, "workers": 1}
+    data, cache, dist = _Numbers(), {}, loop.Dist()
+    first = loop._loader(data, config, dist, 0, _collate, torch.device("cpu"), 0, cache)
+    order0 = [b["x"].tolist() for b in first]
+    workers = first._iterator._workers if first._iterator is not None else None
+    again = loop._loader(data, config, dist, 1, _collate, torch.device("cpu"), 0, cache)
+    assert again is first and first.persistent_workers
+    order1 = [b["x"].tolist() for b in again]
+    assert again._iterator._workers == workers   # the same worker processes
+    fresh = loop._loader(data, config, dist, 1, _collate, torch.device("cpu"), 0)
+    assert [b["x"].tolist() for b in fresh] == order1 != order0
+    assert sorted(sum(order1, [])) == list(range(12))
+    cache.clear()

@@ -122,6 +122,8 @@ COMMON: dict[str, Option] = {
     # run
     "seed": Option(0, int, "seed of every random choice (data split, init, sampling)"),
     "amp": Option(True, bool, "mixed precision (fp16 autocast) on CUDA; ignored on the CPU"),
+    "sync_bn": Option(False, bool, "synchronized BatchNorm across the processes of a torchrun "
+                      "job (for small per-GPU batches); ignored in a single process"),
     "deterministic": Option(False, bool, "deterministic CUDA kernels (slower)"),
     "log_every": Option(50, int, "steps between TensorBoard / log lines", check=at_least(1)),
     "test_at_end": Option(True, bool, "evaluate the best checkpoint on the test split at "

@@ -183,6 +183,33 @@ def init_distributed(dist_info: Dist, device: torch.device) -> torch.device:
     return device
 
 
+def all_ranks_have(count: int, dist_info: Dist, device: torch.device) -> bool:
+    """True when every process of the job holds at least one image in its batch (``count``).
+
+    A rank whose batch held no readable image must not skip the step alone: the others would
+    wait in DDP's gradient all-reduce for it, and the ranks fall out of step (a hang, or
+    gradients of different steps averaged). So every rank asks all the others, and all skip
+    together. One small all-reduce per step, only in a job of several processes."""
+    if not dist_info.active:
+        return count > 0
+    import torch.distributed as tdist
+
+    flag = torch.tensor([1 if count > 0 else 0], device=device, dtype=torch.int32)
+    tdist.all_reduce(flag, op=tdist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def with_sync_batchnorm(model: nn.Module, dist_info: Dist,
+                        config: Mapping[str, Any]) -> nn.Module:
+    """``model`` with its BatchNorm layers synchronized across the job's processes when the
+    ``sync_bn`` setting asks for it in a job of several processes (statistics over the whole
+    batch, not each GPU's few images); else ``model`` itself. Frozen layers stay frozen (a
+    converted layer keeps its parameters, buffers and ``requires_grad``)."""
+    if not (dist_info.active and config.get("sync_bn")):
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def _broadcast(obj: Any, dist_info: Dist) -> Any:
     if not dist_info.active:
         return obj
@@ -463,9 +490,24 @@ class FitResult:
 
 
 def _loader(dataset: Dataset, config: Mapping[str, Any], dist_info: Dist, epoch: int,
-            collate: Callable, device: torch.device, pass_no: int) -> DataLoader:
+            collate: Callable, device: torch.device, pass_no: int,
+            cache: dict[str, Any] | None = None) -> DataLoader:
+    """The DataLoader of one pass. With worker processes, the loader of a dataset seen before
+    (``cache`` remembers one) is reused with its sampler reseeded, so its workers persist
+    across passes and epochs instead of starting again (``persistent_workers``)."""
     seed = epoch_seed(config["seed"], epoch, 1 + pass_no)
     per_rank = max(1, config["batch_size"] // dist_info.world)
+    workers = config["workers"]
+    if cache is not None and workers > 0 and cache.get("dataset") is dataset:
+        gen = cache["generator"].manual_seed(seed)
+        # a fresh loader's iterator draws its workers' base seed from ``gen`` before the
+        # sampler draws the order; draw it here too, so the epoch's order is a fresh loader's
+        # (the workers keep the seeds they started with: their random views continue, so a
+        # resumed run with workers matches an uninterrupted one in order, not in crops)
+        torch.empty((), dtype=torch.int64).random_(generator=gen)
+        if dist_info.active:
+            cache["sampler"].set_epoch(epoch * 1000 + pass_no)
+        return cache["loader"]
     gen = torch.Generator().manual_seed(seed)
     if dist_info.active:
         sampler: Any = DistributedSampler(dataset, num_replicas=dist_info.world,
@@ -476,20 +518,25 @@ def _loader(dataset: Dataset, config: Mapping[str, Any], dist_info: Dist, epoch:
     else:
         sampler = RandomSampler(dataset, generator=gen)
         share = len(dataset)
-    workers = config["workers"]
-    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers,
-                      collate_fn=collate, drop_last=share >= per_rank,
-                      pin_memory=device.type == "cuda", generator=gen)
+    loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers,
+                        collate_fn=collate, drop_last=share >= per_rank,
+                        pin_memory=device.type == "cuda", generator=gen,
+                        persistent_workers=workers > 0)
+    if cache is not None and workers > 0:
+        cache.clear()  # a new dataset: the old loader's workers end with it
+        cache.update(dataset=dataset, loader=loader, generator=gen, sampler=sampler)
+    return loader
 
 
 def _batches(task: Task, config: Mapping[str, Any], dist_info: Dist, epoch: int,
-             device: torch.device) -> tuple[Iterator[dict], int]:
+             device: torch.device, cache: dict[str, Any] | None = None
+             ) -> tuple[Iterator[dict], int]:
     """The batches of one epoch and how many there are: one pass over the epoch's data, or
     ``steps_per_epoch`` batches (as many passes as that takes, each freshly shuffled)."""
     dataset = task.train_data(epoch)
     if len(dataset) == 0:
         raise UsageError("no training data left (check the dataset and the split settings)")
-    first = _loader(dataset, config, dist_info, epoch, task.collate, device, 0)
+    first = _loader(dataset, config, dist_info, epoch, task.collate, device, 0, cache)
     per_pass = len(first)
     steps = config["steps_per_epoch"] or per_pass
 
@@ -504,7 +551,8 @@ def _batches(task: Task, config: Mapping[str, Any], dist_info: Dist, epoch: int,
             if done >= steps or per_pass == 0:
                 return
             pass_no += 1
-            loader = _loader(dataset, config, dist_info, epoch, task.collate, device, pass_no)
+            loader = _loader(dataset, config, dist_info, epoch, task.collate, device, pass_no,
+                             cache)
 
     return gen(), steps
 
@@ -542,6 +590,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
                          f"{dist_info.world} processes")
 
     model = model.to(device)
+    model = with_sync_batchnorm(model, dist_info, config)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = Dispatch(model)
@@ -598,6 +647,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
         write_json(run_dir / RUN_JSON, run_info)
     epochs_this_call = 0
     epoch = start_epoch
+    loaders: dict[str, Any] = {}  # the training DataLoader kept across epochs (its workers)
     try:
         for epoch in range(start_epoch, config["epochs"]):
             if stop_after is not None and epochs_this_call >= stop_after:
@@ -605,7 +655,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
                 break
             seed_everything(epoch_seed(config["seed"], epoch))
             row = _train_epoch(task, ctx, net, optimizer, scaler, config, dist_info, epoch,
-                               device, bar, writer, len(history))
+                               device, bar, writer, len(history), loaders)
             val = task.validate(model, ctx) if main else {}
             task.train_mode(model)
             val = _broadcast(val, dist_info)
@@ -665,6 +715,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
                                             "best_monitor": best_value})
         raise
     finally:
+        loaders.clear()  # the persistent workers end here
         bar.close()
         if writer is not None:
             writer.close()
@@ -680,10 +731,10 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
 def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, config: Mapping[str, Any], dist_info: Dist,
                  epoch: int, device: torch.device, bar: _Bar, writer: Any,
-                 epochs_before: int) -> dict[str, Any]:
+                 epochs_before: int, loaders: dict[str, Any] | None = None) -> dict[str, Any]:
     net.train()
     task.train_mode(_unwrap(net).model)
-    batches, steps = _batches(task, config, dist_info, epoch, device)
+    batches, steps = _batches(task, config, dist_info, epoch, device, loaders)
     bar.epoch(f"epoch {epoch + 1}/{config['epochs']}", steps)
     loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
     nonfinite = torch.zeros((), device=device, dtype=torch.long)
@@ -693,8 +744,8 @@ def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.opti
     lr = optimizer.param_groups[0]["lr"]
     for batch in batches:
         skipped += int(batch.get("skipped", 0))
-        if not batch.get("size", 1):
-            continue
+        if not all_ranks_have(int(batch.get("size", 1)), dist_info, device):
+            continue  # every rank skips it together (a lone skip would hang DDP)
         with ctx.autocast():
             result = task.step(ctx, batch)
         loss = result.loss.float()
