@@ -26,7 +26,6 @@ thumbnails only for the last couple of seconds.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -186,23 +185,6 @@ def _signatures(ys: np.ndarray, us: np.ndarray, vs: np.ndarray
     return ty.reshape(n, -1).astype(np.float32), hist / hist.sum(axis=1, keepdims=True)
 
 
-def _unit(thumb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Zero-mean, unit-norm copy of a thumbnail and its standard deviation."""
-    c = thumb - thumb.mean()
-    sd = float(np.sqrt(np.mean(c * c)))
-    n = float(np.linalg.norm(c))
-    return (c / n if n > 1e-6 else np.zeros_like(c)), sd
-
-
-@dataclass
-class _Entry:
-    index: int
-    time: float
-    unit: np.ndarray
-    std: float
-    change: float        # d, the change from the previous frame
-
-
 @dataclass
 class ShotDetector:
     """Feed it every decoded frame in order (:meth:`add_frame`, or :meth:`add_image`), then
@@ -215,7 +197,11 @@ class ShotDetector:
     change: list[float] = field(default_factory=list)    # d, the change from the previous frame
     stds: list[float] = field(default_factory=list)
     blends: list[int] = field(default_factory=list)   # positions of frames found to be blends
-    _recent: deque = field(default_factory=deque)
+    # the last frames' unit thumbnails, spreads and changes (as far back as a blend looks)
+    _tail_units: np.ndarray = field(default_factory=lambda: np.zeros((0, ROWS * COLS),
+                                                                      np.float32))
+    _tail_std: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    _tail_change: np.ndarray = field(default_factory=lambda: np.zeros(0))
     _prev_hist: np.ndarray | None = None
     _pending: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -253,57 +239,61 @@ class ShotDetector:
                 run = pending[start:end]
                 thumbs, hists = _signatures(*(np.stack([p[2][c] for p in run])
                                               for c in range(3)))
-                for (index, time, _), thumb, hist in zip(run, thumbs, hists, strict=True):
-                    self._add(index, time, thumb, hist)
+                self._add([p[0] for p in run], [p[1] for p in run], thumbs, hists)
                 start = end
 
-    def _add(self, index: int, time: float, thumb: np.ndarray, hist: np.ndarray) -> None:
-        unit, sd = _unit(thumb)
-        pos = len(self.indices)
-        if self._recent:
-            prev = self._recent[-1]
-            corr = float(np.dot(unit, prev.unit)) if sd > 1e-3 and prev.std > 1e-3 else (
-                1.0 if abs(sd - prev.std) < 0.01 else 0.0)
-            hd = 0.5 * float(np.abs(hist - self._prev_hist).sum())
-            d = 0.5 * (1.0 - corr) + 0.5 * hd
-        else:
-            d = 0.0
-        self.indices.append(index)
-        self.times.append(time)
-        self.change.append(d)
-        self.stds.append(sd)
-        self._prev_hist = hist
-        entry = _Entry(index, time, unit, sd, d)
-        self._recent.append(entry)
-        horizon = max(self.settings.blend_spans) * 1.05
-        while len(self._recent) > 2 and time - self._recent[0].time > horizon:
-            self._recent.popleft()
-        self._check_blend(pos)
-
-    def _check_blend(self, pos: int) -> None:
-        """Is the frame half a span back a blend of the frames a whole span back and now?"""
+    def _add(self, indices: list[int], times: list[float], thumbs: np.ndarray,
+             hists: np.ndarray) -> None:
+        """Feed a batch of consecutive frames' signatures to the detectors (vectorized)."""
         s = self.settings
-        recent = self._recent
-        last = recent[-1]
-        if last.std < s.flat_std:
-            return
-        n = len(recent)
+        n = len(indices)
+        centred = thumbs - thumbs.mean(axis=1, keepdims=True)
+        sd = np.sqrt(np.mean(centred * centred, axis=1))
+        norm = np.sqrt(np.sum(centred * centred, axis=1))
+        units = np.where(norm[:, None] > 1e-6, centred / np.maximum(norm, 1e-12)[:, None],
+                         0.0).astype(np.float32)
+        tail = len(self._tail_std)
+        a = np.concatenate([self._tail_units, units])      # the tail, then this batch
+        spread = np.concatenate([self._tail_std, sd])
+        # d: the change from the previous frame (0 for the video's first)
+        prev_u, prev_sd = a[tail - 1:tail - 1 + n], spread[tail - 1:tail - 1 + n]
+        if tail == 0:
+            prev_u, prev_sd = np.vstack([units[:1], units[:-1]]), np.concatenate([sd[:1],
+                                                                                    sd[:-1]])
+        corr = np.where((sd > 1e-3) & (prev_sd > 1e-3), _rowdot(units, prev_u),
+                        np.where(np.abs(sd - prev_sd) < 0.01, 1.0, 0.0))
+        prev_h = np.vstack([hists[:1] if self._prev_hist is None else self._prev_hist[None],
+                            hists[:-1]])
+        change = 0.5 * (1.0 - corr) + 0.5 * 0.5 * np.abs(hists - prev_h).sum(axis=1)
+        if tail == 0:
+            change[0] = 0.0
+        changes = np.concatenate([self._tail_change, change])
+        base = len(self.indices) - tail          # global position of a[0]
+        self.indices.extend(int(i) for i in indices)
+        self.times.extend(float(t) for t in times)
+        self.change.extend(change.tolist())
+        self.stds.extend(sd.tolist())
+        self._prev_hist = hists[-1]
+        # dissolves: is the frame half a span back a blend of the frames a span back and now?
+        q = np.arange(tail, tail + n)
+        cuts = np.concatenate([[0], np.cumsum(changes >= s.cut_min)])   # cuts before a row
+        found = np.full(n, -1)
         for span in s.blend_spans:
-            # the entry about `span` seconds back, and the one in the middle
-            k = n - 1 - round(span * self.fps)
-            if k < 0 or n - 1 - k < 4:
+            back = round(span * self.fps)
+            if back < 4:
                 continue
-            first = recent[k]
-            mid = recent[(k + n - 1) // 2]
-            if first.std < s.flat_std or mid.std < s.flat_std:
-                continue
-            if float(np.dot(first.unit, last.unit)) >= s.dissolve_corr:
-                continue
-            if any(e.change >= s.cut_min for e in list(recent)[k + 1:]):
-                continue   # a cut in between: two shots, not a blend
-            if _is_blend(first.unit, last.unit, mid.unit, s.blend_r2):
-                self.blends.append(pos - (n - 1) + (k + n - 1) // 2)
-                return
+            first, mid = q - back, q - (back + 1) // 2
+            ok = (first >= 0) & (found < 0) & (spread[q] >= s.flat_std)
+            first, mid = np.maximum(first, 0), np.maximum(mid, 0)
+            ok &= (spread[first] >= s.flat_std) & (spread[mid] >= s.flat_std)
+            ok &= _rowdot(a[first], a[q]) < s.dissolve_corr
+            ok &= cuts[q + 1] - cuts[first + 1] == 0   # no cut in between: not two shots
+            ok &= _blends(a[first], a[q], a[mid], s.blend_r2)
+            found[ok] = base + mid[ok]
+        self.blends.extend(int(p) for p in found[found >= 0])
+        keep = round(max(s.blend_spans) * self.fps) + 1
+        self._tail_units, self._tail_std = a[-keep:], spread[-keep:].astype(np.float32)
+        self._tail_change = changes[-keep:]
 
     def boundaries(self) -> list[Boundary]:
         """The boundaries found so far, in time order."""
@@ -451,19 +441,23 @@ def shots_between(boundaries: Sequence[Boundary], indices: Sequence[int],
     return out
 
 
-def _is_blend(a: np.ndarray, b: np.ndarray, m: np.ndarray, r2_min: float) -> bool:
-    """Does ``m`` ≈ x·a + y·b with both weights real, and better than either alone?
-    (all three zero-mean, unit-norm)."""
-    # the 2 x 2 normal equations solved in closed form (no LAPACK call per frame: its thread
-    # pool would spin on the cores the decoder needs); |a| = |b| = |m| = 1
-    ab, am, bm = float(np.dot(a, b)), float(np.dot(a, m)), float(np.dot(b, m))
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products (no BLAS call: its thread pool would spin on the decoder's
+    cores)."""
+    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+
+
+def _blends(a: np.ndarray, b: np.ndarray, m: np.ndarray, r2_min: float) -> np.ndarray:
+    """Row by row: does ``m`` ≈ x·a + y·b with both weights real, and better than either end
+    alone? (rows zero-mean and unit-norm: the 2 x 2 normal equations in closed form, and
+    the explained share of |m|² = 1 is x·(a·m) + y·(b·m))."""
+    ab, am, bm = _rowdot(a, b), _rowdot(a, m), _rowdot(b, m)
     det = 1.0 - ab * ab
-    if det < 1e-6:
-        return False
-    x, y = (am - ab * bm) / det, (bm - ab * am) / det
-    r2 = x * am + y * bm          # explained share of |m|² = 1 for a least-squares fit
-    alone = max(am, bm) ** 2      # R² of the better end alone
-    return r2 >= r2_min and min(x, y) >= 0.25 and alone < r2 - 0.05
+    safe = np.where(det < 1e-6, 1.0, det)
+    x, y = (am - ab * bm) / safe, (bm - ab * am) / safe
+    r2 = x * am + y * bm
+    alone = np.maximum(am, bm) ** 2
+    return (det >= 1e-6) & (r2 >= r2_min) & (np.minimum(x, y) >= 0.25) & (alone < r2 - 0.05)
 
 
 def detect_boundaries(path: str | Path, settings: ShotSettings | None = None) -> list[Boundary]:
