@@ -77,10 +77,6 @@ class Shot:
     start_time: float
     end_time: float
 
-    @property
-    def duration(self) -> float:
-        return max(0.0, self.end_time - self.start_time)
-
 
 @dataclass(frozen=True)
 class ShotSettings:
@@ -415,10 +411,6 @@ class ShotDetector:
     def _to_boundaries(self, spans: Sequence[tuple[Kind, int, int]]) -> list[Boundary]:
         idx, t = self.indices, self.times
         return [Boundary(kind, idx[a], idx[b], t[a], t[b]) for kind, a, b in spans]
-
-    def shots(self) -> list[Shot]:
-        """The shots between the boundaries (at least one: the whole video)."""
-        return shots_between(self.boundaries(), self.indices, self.times)
 
 
 def shots_between(boundaries: Sequence[Boundary], indices: Sequence[int],

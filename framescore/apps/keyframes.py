@@ -32,7 +32,7 @@ from framescore.preprocess import decode_size
 from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
-from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs
+from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs, shots_between
 
 SCHEMA = "framescore.keyframes/1"
 
@@ -79,10 +79,11 @@ class Result:
     shots: list[Shot] = field(default_factory=list)
     boundaries: list[Boundary] = field(default_factory=list)
     shot_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # per sample
+    # per sample: inside a fade or dissolve, or beside a cut (never a key-frame)
+    transition: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     selection: Selection | None = None
     candidates: Candidates | None = None
     out_dir: Path | None = None
-    extras: dict = field(default_factory=dict)
 
     def shot_rows(self) -> list[dict]:
         """One row per shot: its frames and times, and its best frame."""
@@ -191,7 +192,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
     boundaries = detector.boundaries()
-    shots = detector.shots()
+    shots = shots_between(boundaries, detector.indices, detector.times)
     shot_of, in_transition = _place(scored.indices, shots, boundaries)
     smoothed = smooth_shots(scored.scores, scored.times, shot_of, settings.smoothing)
     thumb_rows = np.concatenate(thumbs)
@@ -207,8 +208,8 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     return Result(info=info, model=scorer.name, scored=scored, smoothed=smoothed,
                   keyframes=keyframes, stats=stats, settings=settings,
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
-                  shot_of=shot_of, selection=selection, candidates=candidates,
-                  extras={"peaks": selection.picks, "transition": in_transition})
+                  shot_of=shot_of, transition=in_transition, selection=selection,
+                  candidates=candidates)
 
 
 def _place(indices: np.ndarray, shots: list[Shot],
@@ -244,7 +245,7 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
         rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", int(sh), int(tr),
                  peak_set.get(int(i), ""))
                 for i, t, r, s, sh, tr in zip(sc.indices, sc.times, sc.scores, result.smoothed,
-                                              result.shot_of, result.extras["transition"],
+                                              result.shot_of, result.transition,
                                               strict=True)]
         header = ["frame", "time_s", "raw", "smoothed", "shot", "transition", "peak"]
         write_text_atomic(tmp / "scores.csv", csv_text(header, rows))
@@ -259,7 +260,7 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
         from framescore.plot import curve_png  # matplotlib only when a plot is drawn
 
         picks = [(kf.rank, int(p), images.get(kf.index))
-                 for kf, p in zip(result.keyframes, result.extras["peaks"], strict=True)]
+                 for kf, p in zip(result.keyframes, result.selection.picks, strict=True)]
         title = (f"{display_name(path.name)} — {result.model}, {len(sc)} frames scored, "
                  f"{len(result.shots)} shots")
         write_bytes_atomic(tmp / "curve.png", curve_png(
