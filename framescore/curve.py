@@ -138,6 +138,16 @@ def smooth_shots(raw: np.ndarray, times: np.ndarray, shot: np.ndarray,
     return out
 
 
+def local_maxima(y: np.ndarray, prominence: float) -> np.ndarray:
+    """Positions of the local maxima of ``y`` with at least ``prominence``; its ends count
+    when the curve falls away from them (as if it dropped to nothing beyond them)."""
+    from scipy.signal import find_peaks as _scipy_find_peaks  # scipy.signal on use only
+
+    floor = float(np.min(y)) - 1.0
+    found, _ = _scipy_find_peaks(np.concatenate([[floor], y, [floor]]), prominence=prominence)
+    return found - 1
+
+
 def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None = None,
                top: int = 5, min_gap: float = 2.0, prominence: float = 0.02,
                refine: float | None = None, eligible: np.ndarray | None = None) -> list[int]:
@@ -161,12 +171,7 @@ def find_peaks(times: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None =
     if not ok.any():
         ok = np.ones(s.size, dtype=bool)
     r = np.where(ok, r, -np.inf)
-    from scipy.signal import find_peaks as _scipy_find_peaks
-
-    floor = float(np.min(s)) - 1.0
-    padded = np.concatenate([[floor], s, [floor]])
-    cand, _ = _scipy_find_peaks(padded, prominence=prominence)
-    cand = cand - 1
+    cand = local_maxima(s, prominence)
     if cand.size == 0:
         cand = np.array([int(np.argmax(s))])
     order = cand[np.argsort(-s[cand], kind="stable")]

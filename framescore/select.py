@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from framescore.curve import local_maxima
+
 # a frame is a near-duplicate of another when fewer than DUP_CHANGED of its thumbnail cells
 # differ by more than DUP_DELTA in luminance (0..1) and the pictures correlate at DUP_CORR
 DUP_DELTA, DUP_CHANGED, DUP_CORR = 0.06, 0.02, 0.95
@@ -212,8 +214,6 @@ def _peak_rows(c: Candidates, prominence: float, free: np.ndarray) -> np.ndarray
     """Free rows at local maxima of the smoothed curve with at least ``prominence``, within
     each run of consecutive free frames of a shot (a run's ends count as peaks when the curve
     falls away from them, as a curve's ends do)."""
-    from scipy.signal import find_peaks
-
     rows = np.flatnonzero(free)
     if rows.size == 0:
         return rows
@@ -221,8 +221,5 @@ def _peak_rows(c: Candidates, prominence: float, free: np.ndarray) -> np.ndarray
     breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(c.shot[rows]) != 0)) + 1
     out: list[np.ndarray] = []
     for run in np.split(rows, breaks):
-        y = c.smoothed[run]
-        floor = float(y.min()) - 1.0
-        found, _ = find_peaks(np.concatenate([[floor], y, [floor]]), prominence=prominence)
-        out.append(run[found - 1])
+        out.append(run[local_maxima(c.smoothed[run], prominence)])
     return np.concatenate(out)
