@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_name  # bench/machine.py, beside this script
+
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 MEGAMIND = OPENCV_DATA / "Megamind.avi"
 VTEST = OPENCV_DATA / "vtest.avi"
@@ -62,16 +64,6 @@ def timed(cmd: list[str], expect: int = 0) -> float:
         raise SystemExit(f"{' '.join(cmd)}: exit {done.returncode}, expected {expect}: "
                          f"{tail[0]}")
     return elapsed
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

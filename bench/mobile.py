@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from datetime import date
-from pathlib import Path
 
 import framescore  # noqa: F401  (first: it sets the OpenMP spin users get, before torch)
 
 # isort: split
 import numpy as np
 import torch
+from machine import cpu_name  # bench/machine.py, beside this script
 
 from framescore.models.registry import get
 from framescore.preprocess import view
 from framescore.samples import photo
 from framescore.scorers import load_scorer
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def images_per_second(model: str, threads: int, batch: int = 32, batches: int = 8,
