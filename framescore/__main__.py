@@ -2,4 +2,5 @@
 
 from framescore.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a helper process (framescore.sidecar) starts
+    raise SystemExit(main())

@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from PIL import Image, ImageDraw
 
 RED, BLUE, PALE = "#d1495b", "#1f4e79", "#9bb7d4"
 THUMB_W, THUMB_H = 120, 80
@@ -44,7 +42,10 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
     """
     t = np.asarray(times, dtype=np.float64)
     shot_of = np.asarray(shot_of)
-    fig, ax = plt.subplots(figsize=(12, 5.2 if picks else 4.0), dpi=110)
+    # the object API and the Agg canvas: no pyplot, no GUI backend, no global figure state
+    fig = Figure(figsize=(12, 5.2 if picks else 4.0), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     shots = [int(s) for s in np.unique(shot_of[shot_of > 0])]
     for k, s in enumerate(shots):
         rows = np.flatnonzero(shot_of == s)
@@ -98,5 +99,4 @@ def curve_png(times: np.ndarray, raw_norm: np.ndarray, smoothed: np.ndarray,
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()

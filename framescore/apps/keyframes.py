@@ -33,6 +33,7 @@ from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
 from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs, shots_between
+from framescore.sidecar import Sidecar
 
 SCHEMA = "framescore.keyframes/1"
 
@@ -169,10 +170,19 @@ def preload(*modules: str) -> threading.Thread:
 
 def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | None = None,
             on_start: Callable[[int | None], None] | None = None,
-            on_batch: Callable[[int], None] | None = None) -> Result:
-    """Score, smooth and pick key-frames of ``path``; writes nothing."""
+            on_batch: Callable[[int], None] | None = None,
+            sidecar: Sidecar | None = None) -> Result:
+    """Score, smooth and pick key-frames of ``path``; writes nothing.
+
+    With a ``sidecar`` (:class:`framescore.sidecar.Sidecar`, the command line's), filterpy is
+    imported and the curve smoothed in that process while this one decodes; without one, the
+    slow imports run in a thread here.
+    """
     started = time.perf_counter()
-    preload("filterpy.kalman", "framescore.plot")
+    if sidecar is not None and sidecar.active:
+        sidecar.warm("filterpy.kalman", "scipy.signal")
+    else:
+        preload("filterpy.kalman", "scipy.signal", "framescore.plot")
     info = probe(path)
     if scorer is None:
         scorer = load_scorer(settings.model, settings.weights, device=settings.device)
@@ -194,13 +204,17 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     boundaries = detector.boundaries()
     shots = shots_between(boundaries, detector.indices, detector.times)
     shot_of, in_transition = _place(scored.indices, shots, boundaries)
-    smoothed = smooth_shots(scored.scores, scored.times, shot_of, settings.smoothing)
     thumb_rows = np.concatenate(thumbs)
     flat = thumb_rows.std(axis=1) < detector.settings.flat_std
-    candidates = Candidates(times=scored.times, raw=scored.scores, smoothed=smoothed,
-                            shot=shot_of, eligible=~in_transition & ~flat, thumbs=thumb_rows)
-    selection = select(candidates, None if settings.per_shot else settings.top,
-                       settings.min_gap, settings.prominence, per_shot=settings.per_shot)
+    # smoothing (filterpy) and selection (scipy.signal) run in the helper process, which
+    # imported them while this one decoded; then it imports matplotlib for the plot
+    args = (scored.scores, scored.times, shot_of, ~in_transition & ~flat, thumb_rows, settings)
+    if sidecar is not None:
+        candidates, selection = sidecar.call(_choose, *args)
+        sidecar.warm("framescore.plot")
+    else:
+        candidates, selection = _choose(*args)
+    smoothed = candidates.smoothed
     keyframes = [Keyframe(rank=i + 1, index=int(scored.indices[p]), time=float(scored.times[p]),
                           raw=float(scored.scores[p]), smoothed=float(smoothed[p]),
                           shot=int(shot_of[p]))
@@ -210,6 +224,17 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
                   shot_of=shot_of, transition=in_transition, selection=selection,
                   candidates=candidates)
+
+
+def _choose(scores: np.ndarray, times: np.ndarray, shot_of: np.ndarray, eligible: np.ndarray,
+            thumbs: np.ndarray, settings: Settings) -> tuple[Candidates, Selection]:
+    """The per-shot smoothed curve and the key-frames chosen on it."""
+    smoothed = smooth_shots(scores, times, shot_of, settings.smoothing)
+    candidates = Candidates(times=times, raw=scores, smoothed=smoothed, shot=shot_of,
+                            eligible=eligible, thumbs=thumbs)
+    selection = select(candidates, None if settings.per_shot else settings.top,
+                       settings.min_gap, settings.prominence, per_shot=settings.per_shot)
+    return candidates, selection
 
 
 def _place(indices: np.ndarray, shots: list[Shot],
@@ -226,13 +251,26 @@ def _place(indices: np.ndarray, shots: list[Shot],
     return shot_of, in_transition
 
 
-def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
-    """Write frames, scores.csv, keyframes.json and curve.png into ``out_dir`` (atomically)."""
+def write(result: Result, out_dir: str | Path, force: bool = False,
+          sidecar: Sidecar | None = None) -> Path:
+    """Write frames, scores.csv, keyframes.json and curve.png into ``out_dir`` (atomically);
+    the plot is drawn in ``sidecar`` when there is one."""
     out_dir = Path(out_dir)
     path = result.info.path
     wanted = {kf.index: kf.time for kf in result.keyframes}
     with staged_dir(out_dir, force=force) as tmp:
         images = grab_frames(path, wanted)
+        sc = result.scored
+        picks = [(kf.rank, int(p), images.get(kf.index))
+                 for kf, p in zip(result.keyframes, result.selection.picks, strict=True)]
+        title = (f"{display_name(path.name)} — {result.model}, {len(sc)} frames scored, "
+                 f"{len(result.shots)} shots")
+        plot_args = (sc.times, normalize(sc.scores), result.smoothed, result.shot_of,
+                     [(b.kind, b.start_time, b.end_time) for b in result.boundaries], picks,
+                     title)
+        # the plot is drawn (in the helper process, when there is one) while the rest is written
+        png = (sidecar.start(_curve_png, *plot_args) if sidecar is not None
+               else lambda: _curve_png(*plot_args))
         for kf in result.keyframes:
             image = images.get(kf.index)
             if image is None:
@@ -241,7 +279,6 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
             write_bytes_atomic(tmp / name, encode_jpeg(image))
             kf.file = name
         peak_set = {kf.index: kf.rank for kf in result.keyframes}
-        sc = result.scored
         rows = [(int(i), f"{t:.6f}", f"{r:.6g}", f"{s:.6f}", int(sh), int(tr),
                  peak_set.get(int(i), ""))
                 for i, t, r, s, sh, tr in zip(sc.indices, sc.times, sc.scores, result.smoothed,
@@ -257,18 +294,16 @@ def write(result: Result, out_dir: str | Path, force: bool = False) -> Path:
               "" if r["best_index"] is None else r["best_index"],
               "" if r["best_time"] is None else f"{r['best_time']:.6f}",
               "" if r["best_raw"] is None else f"{r['best_raw']:.6g}") for r in shot_rows]))
-        from framescore.plot import curve_png  # matplotlib only when a plot is drawn
-
-        picks = [(kf.rank, int(p), images.get(kf.index))
-                 for kf, p in zip(result.keyframes, result.selection.picks, strict=True)]
-        title = (f"{display_name(path.name)} — {result.model}, {len(sc)} frames scored, "
-                 f"{len(result.shots)} shots")
-        write_bytes_atomic(tmp / "curve.png", curve_png(
-            sc.times, normalize(sc.scores), result.smoothed, result.shot_of,
-            [(b.kind, b.start_time, b.end_time) for b in result.boundaries], picks, title))
+        write_bytes_atomic(tmp / "curve.png", png())
         result.out_dir = out_dir
         write_text_atomic(tmp / "keyframes.json", json_text(result.summary()))
     return out_dir
+
+
+def _curve_png(*args: object) -> bytes:
+    from framescore.plot import curve_png  # matplotlib only when a plot is drawn
+
+    return curve_png(*args)
 
 
 def default_out_dir(path: str | Path) -> Path:

@@ -81,6 +81,7 @@ def command(
     from framescore.curve import AROD, Smoothing
     from framescore.io.video import Sampling, probe
     from framescore.outputs import check_free
+    from framescore.sidecar import Sidecar
 
     exclusive(every=every, fps=fps)
     smoothing_ = AROD if smoothing == "arod" else Smoothing(
@@ -97,9 +98,11 @@ def command(
     scorer = make_scorer(model, weights, device)
     out_dir = Path(out) if out else kf.default_out_dir(video)
     check_free(out_dir, force)
-    with progress_bar("scoring", enabled=not (quiet or json)) as (start, advance):
-        result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance)
-    kf.write(result, out_dir, force=force)
+    with Sidecar() as sidecar, progress_bar("scoring", enabled=not (quiet or json)) as (
+            start, advance):
+        result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance,
+                            sidecar=sidecar)
+        kf.write(result, out_dir, force=force, sidecar=sidecar)
     if result.stats.warning():
         import sys
 

@@ -1,0 +1,78 @@
+"""The helper process that imports filterpy, scipy.signal and matplotlib beside the decoder:
+it changes where the smoothing, the selection and the plot run, never their result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from framescore.apps import keyframes as kf
+from framescore.sidecar import Sidecar
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _fail() -> None:
+    raise ValueError("raised in the helper")
+
+
+def test_a_call_runs_in_another_process_and_errors_come_back_as_they_are():
+    with Sidecar(enabled=True) as sidecar:
+        assert sidecar.active
+        assert sidecar.call(_pid) != os.getpid()
+        with pytest.raises(ValueError, match="raised in the helper"):
+            sidecar.call(_fail)
+        assert sidecar.active  # an error of the function is not a failure of the helper
+
+
+def test_a_dead_helper_falls_back_to_this_process():
+    with Sidecar(enabled=True) as sidecar:
+        child = sidecar.call(_pid)
+        os.kill(child, signal.SIGKILL)
+        assert sidecar.call(_pid) == os.getpid()
+        assert not sidecar.active
+
+
+def test_disabled_runs_here():
+    with Sidecar(enabled=False) as sidecar:
+        assert not sidecar.active
+        assert sidecar.call(_pid) == os.getpid()
+        assert sidecar.start(np.add, 2, 3)() == 5
+
+
+def test_the_key_frames_are_the_same_with_and_without_the_helper(opencv_clip, tmp_path):
+    clip = opencv_clip("tree.avi")
+    settings = kf.Settings(model="rules", top=4)
+    alone = kf.analyze(clip, settings)
+    with Sidecar(enabled=True) as sidecar:
+        helped = kf.analyze(clip, settings, sidecar=sidecar)
+        kf.write(helped, tmp_path / "helped", sidecar=sidecar)
+    kf.write(alone, tmp_path / "alone")
+    assert [k.index for k in helped.keyframes] == [k.index for k in alone.keyframes]
+    np.testing.assert_array_equal(helped.smoothed, alone.smoothed)
+    for name in ("scores.csv", "shots.csv"):
+        assert (tmp_path / "helped" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes()
+    png = (tmp_path / "helped" / "curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.parametrize("enabled", ["1", "0"])
+def test_the_command_line_gives_the_same_picks_either_way(opencv_clip, tmp_path, enabled):
+    clip = opencv_clip("tree.avi")
+    env = {**os.environ, "FRAMESCORE_SIDECAR": enabled}
+    done = subprocess.run([sys.executable, "-m", "framescore", str(clip), "--model", "rules",
+                           "--top", "3", "-o", str(tmp_path / "out"), "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    picks = [k["index"] for k in json.loads(done.stdout)["keyframes"]]
+    expected = kf.analyze(clip, kf.Settings(model="rules", top=3)).keyframes
+    assert picks == [k.index for k in expected]
+    assert (tmp_path / "out" / "curve.png").is_file()
