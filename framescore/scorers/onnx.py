@@ -41,6 +41,9 @@ class OnnxScorer:
         ort.set_default_logger_severity(3)   # its provider notes would go to stdout
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # its worker threads sleep when idle instead of spinning: they share the cores with
+        # the decoder, which spinning starved (bench/RESULTS.md, "onnxruntime's spinning")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
