@@ -16,35 +16,40 @@ from framescore.apps import keyframes as kf
 from framescore.sidecar import Sidecar
 
 
-def _pid() -> int:
+def _here() -> int:
+    """A function the helper cannot import (this test module is not on its path)."""
     return os.getpid()
-
-
-def _fail() -> None:
-    raise ValueError("raised in the helper")
 
 
 def test_a_call_runs_in_another_process_and_errors_come_back_as_they_are():
     with Sidecar(enabled=True) as sidecar:
         assert sidecar.active
-        assert sidecar.call(_pid) != os.getpid()
-        with pytest.raises(ValueError, match="raised in the helper"):
-            sidecar.call(_fail)
+        assert sidecar.call(os.getpid) != os.getpid()
+        with pytest.raises(ValueError, match="invalid literal"):
+            sidecar.call(int, "not a number")
         assert sidecar.active  # an error of the function is not a failure of the helper
+        pending = [sidecar.start(np.add, k, 1) for k in range(5)]
+        assert [p() for p in reversed(pending)] == [5, 4, 3, 2, 1]
+
+
+def test_a_request_the_helper_cannot_load_runs_here_and_the_helper_stays():
+    with Sidecar(enabled=True) as sidecar:
+        assert sidecar.call(_here) == os.getpid()
+        assert sidecar.active and sidecar.call(os.getpid) != os.getpid()
 
 
 def test_a_dead_helper_falls_back_to_this_process():
     with Sidecar(enabled=True) as sidecar:
-        child = sidecar.call(_pid)
+        child = sidecar.call(os.getpid)
         os.kill(child, signal.SIGKILL)
-        assert sidecar.call(_pid) == os.getpid()
+        assert sidecar.call(os.getpid) == os.getpid()
         assert not sidecar.active
 
 
 def test_disabled_runs_here():
     with Sidecar(enabled=False) as sidecar:
         assert not sidecar.active
-        assert sidecar.call(_pid) == os.getpid()
+        assert sidecar.call(os.getpid) == os.getpid()
         assert sidecar.start(np.add, 2, 3)() == 5
 
 
