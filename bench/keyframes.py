@@ -35,12 +35,11 @@ from framescore.io.video import (
     _frames,
     _open,
     _video_stream,
-    iter_frames,
     probe,
 )
 from framescore.io.writer import write_clip
 from framescore.models.registry import REGISTRY, default_model
-from framescore.preprocess import decode_size
+from framescore.preprocess import video_frames
 from framescore.samples import photo
 from framescore.scorers import load_scorer
 
@@ -76,17 +75,18 @@ def bitrate_mbps(path: Path) -> float:
     return path.stat().st_size * 8 / 1e6 / (info.duration or 1.0)
 
 
-def decode_only(path: Path, convert_to: tuple[int, int] | None = None) -> float:
-    """Video frames/s of PyAV alone (threaded decode; optional swscale to a size)."""
+def decode_only(path: Path, spec=None) -> float:
+    """Video frames/s of PyAV alone (threaded decode; with ``spec``, and the resize to its
+    input that the scoring path makes, :func:`framescore.preprocess.video_frames`)."""
     start = time.perf_counter()
     n = 0
-    if convert_to is None:
+    if spec is None:
         with _open(path) as container:
             stream = _video_stream(container, path)
             for _ in _frames(container, stream, DecodeStats()):
                 n += 1
     else:
-        for _ in iter_frames(path, Sampling(), size=convert_to):
+        for _ in video_frames(path, spec, Sampling()):
             n += 1
     return n / (time.perf_counter() - start)
 
@@ -166,8 +166,7 @@ def main() -> None:
             runs.setdefault("decode", []).append(decode_only(clip))
             for model in models:
                 spec = REGISTRY[model].spec
-                size = decode_size(spec) or (h, w)
-                runs.setdefault(f"resize {model}", []).append(decode_only(clip, size))
+                runs.setdefault(f"resize {model}", []).append(decode_only(clip, spec))
                 for label, sampling in samplings(model, args.heavy_every):
                     runs.setdefault(f"pipeline {model} {label}", []).append(
                         pipeline(clip, model, random_weights(model), sampling))
@@ -175,7 +174,7 @@ def main() -> None:
         print(f"| {h}p ({bitrate_mbps(clip):.1f} Mb/s) | decode only (PyAV) | every 1 | "
               f"{base:.0f} | 100 % |")
         for model in models:
-            size = decode_size(REGISTRY[model].spec) or (h, w)
+            size = REGISTRY[model].spec.size
             conv = float(np.median(runs[f"resize {model}"]))
             print(f"| {h}p | decode + resize to {size[0]}x{size[1]} | every 1 | {conv:.0f} | "
                   f"{100 * conv / base:.0f} % |")

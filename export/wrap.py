@@ -233,6 +233,7 @@ def describe(exp: Exportable) -> dict[str, str]:
                             f"{info.summary}. One number per image; higher is better.",
         "framescore.license": info.license or "MIT (framescore); weights: see the model card",
         "framescore.view": spec.view,
+        "framescore.resample": spec.resample,
         "framescore.height": str(spec.height),
         "framescore.width": str(spec.width),
         "framescore.mean": ",".join(repr(float(v)) for v in spec.mean),

@@ -14,9 +14,9 @@ from framescore.apps import crop as _crop
 from framescore.apps import keyframes as _kf
 from framescore.apps import rank as _rank
 from framescore.curve import Smoothing
-from framescore.io.video import Sampling, iter_frames, probe
+from framescore.io.video import Sampling, probe
 from framescore.models.spec import Scorer
-from framescore.preprocess import decode_size
+from framescore.preprocess import video_frames
 from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 
@@ -34,8 +34,8 @@ def score_video(path: str | Path, model: str | None = None, weights: str | None 
     """Raw per-frame scores of a video (every ``every``-th frame, or ``fps`` a second)."""
     info = probe(path)
     sc = scorer(model, weights, device)
-    size = decode_size(sc.spec, getattr(sc, "device", None), (info.height, info.width))
-    frames = iter_frames(path, Sampling(every=every, fps=fps), size=size)
+    frames = video_frames(path, sc.spec, Sampling(every=every, fps=fps),
+                          source=(info.height, info.width))
     return score_frames(frames, sc, batch_size)
 
 

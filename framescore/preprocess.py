@@ -1,30 +1,164 @@
-"""Bring images to a model's input: views (warp, centre-crop, pad, patch) and normalization.
+"""Bring images to a model's input: one resize, views (warp, centre-crop, pad, patch) and
+normalization.
 
-The views work on single RGB uint8 arrays (numpy, for images of any size); ``to_tensor``
-turns a batch of same-size uint8 images into the normalized float tensor a model takes, on
-whatever device the model lives (on CUDA the resize and the arithmetic run on the GPU).
-Only ``to_tensor`` imports torch.
+One resize (:func:`resize`) serves every path on every device: video frames (on the CPU and
+for a CUDA model alike, :func:`video_frames`, whose first step runs in the decoder), photos,
+and the training data pipelines (:func:`view`, ``hints.warp``). The views work on single RGB
+uint8 arrays; ``to_tensor`` turns a batch of model-size uint8 images into the normalized float
+tensor a model takes, on whatever device the model lives. torch, PyAV and OpenCV are imported
+inside the functions that use them: importing this module costs numpy only.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-if TYPE_CHECKING:  # torch is imported only by to_tensor: preparing numpy images needs none
+if TYPE_CHECKING:
+    import av
     import torch
 
-    from framescore.models.spec import InputSpec
+    from framescore.io.video import DecodeStats, Frame, Sampling
+    from framescore.models.spec import InputSpec, Resample
+
+# The resize of every learned model ("antialias"), in two steps:
+# 1. swscale's BILINEAR to an intermediate of k times the target on each side, k the largest
+#    whole number <= MAX_FACTOR that the source has room for (1 when it is smaller: then this
+#    step is the whole resize, an enlargement). For video the decoder takes this step in the
+#    stream's own pixel format, then converts the (small) intermediate to RGB.
+# 2. a shrink by the whole factor k with the triangle filter of Pillow's BILINEAR, the filter
+#    the shipped weights were trained with (as a k-wide box after a small pre-blur, which for
+#    whole factors is that triangle exactly; OpenCV, about twice as fast as swscale's
+#    bilinear on an RGB frame).
+# A training photo of 480 x 320 going to 160 x 160 skips step 1: it gets Pillow's resize.
+# Chosen by measurement (bench/resize_parity.py, bench/resize_cost.py; bench/RESULTS.md).
+MAX_FACTOR = 3
+RESIZE_FILTER = "BILINEAR"
+# the pre-blur before a k-wide box that makes the pair a triangle of width 2k (k = 2, 3)
+_PRE_BLUR = {2: (0.25, 0.5, 0.25), 3: (1 / 3, 1 / 3, 1 / 3)}
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[0] == height and image.shape[1] == width:
+def intermediate_size(source: tuple[int, int], target: tuple[int, int],
+                      resample: Resample = "antialias") -> tuple[int, int]:
+    """The size (h, w) the first step of :func:`resize` takes a ``source`` image to on its way
+    to ``target``: ``k`` x the target on each axis, ``k`` = source // target within
+    1..:data:`MAX_FACTOR`. For ``"area"`` the target itself (one step)."""
+    if resample == "area":
+        return target
+    return (target[0] * max(1, min(MAX_FACTOR, source[0] // target[0])),
+            target[1] * max(1, min(MAX_FACTOR, source[1] // target[1])))
+
+
+def resize(image: np.ndarray, height: int, width: int,
+           resample: Resample = "antialias") -> np.ndarray:
+    """``image`` (H, W, 3 RGB uint8) resized to ``height`` x ``width`` (aspect ignored), the
+    image itself when it already has that size. ``"antialias"``: swscale's bilinear to
+    :func:`intermediate_size`, then :func:`shrink` (see :data:`MAX_FACTOR`); ``"area"``:
+    swscale's box filter in one step."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"resize takes RGB uint8 images (H, W, 3), got {image.dtype} "
+                         f"{image.shape}")
+    if image.shape[:2] == (height, width):
         return image
-    pil = Image.fromarray(image)
-    return np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    mid = intermediate_size(image.shape[:2], (height, width), resample)
+    if mid != image.shape[:2]:
+        image = _swscale(image, mid, "AREA" if resample == "area" else RESIZE_FILTER)
+    return shrink(image, height, width)
+
+
+def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` (H, W, C uint8) shrunk by whole factors (H = k·height, W = k'·width, k, k' in
+    1..3) with the triangle filter of Pillow's bilinear resize (its interior to within 1 level;
+    the border pixels replicate the edge where Pillow reweights)."""
+    ih, iw = image.shape[:2]
+    ky, kx = ih // height, iw // width
+    if (ky * height, kx * width) != (ih, iw) or not (1 <= ky <= MAX_FACTOR) \
+            or not (1 <= kx <= MAX_FACTOR):
+        raise ValueError(f"shrink takes whole factors 1..{MAX_FACTOR}: {ih}x{iw} to "
+                         f"{height}x{width}")
+    if ky == kx == 1:
+        return image
+    cv2 = _cv2()
+    image = np.ascontiguousarray(image)
+    if ky == kx == 3:
+        blurred = cv2.blur(image, (3, 3), borderType=cv2.BORDER_REPLICATE)
+    else:
+        blurred = cv2.sepFilter2D(image, -1, np.array(_PRE_BLUR.get(kx, (1.0,)), np.float32),
+                                  np.array(_PRE_BLUR.get(ky, (1.0,)), np.float32),
+                                  borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_AREA)
+
+
+@lru_cache(maxsize=1)
+def _cv2():
+    """OpenCV, imported on first use (about 0.3 s) with one thread of its own: the resize runs
+    in the decoding thread, beside the model's threads."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+_local = threading.local()
+
+
+def _swscale(image: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    """swscale's resize of an RGB array, through this thread's own context (kept from call
+    to call: a fresh one per image, filter tables and all, costs more than the scaling)."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return reformatter.reformat(frame, width=size[1], height=size[0],
+                                interpolation=interpolation, threads=1).to_ndarray()
+
+
+def view_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
+    """The size (h, w) ``spec.view`` resizes a ``height`` x ``width`` image to before it crops
+    or pads (a patch view's is the image's own, unless smaller than the crop)."""
+    h, w = spec.height, spec.width
+    if spec.view == "warp":
+        return h, w
+    if spec.view in ("center", "patch"):
+        if spec.view == "patch" and height >= h and width >= w:
+            return height, width
+        scale = max(h / height, w / width)
+        return max(h, round(height * scale)), max(w, round(width * scale))
+    if spec.view == "pad":
+        scale = min(h / height, w / width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    raise ValueError(f"unknown view {spec.view!r}")
+
+
+def _place(resized: np.ndarray, spec: InputSpec,
+           rng: np.random.Generator | None = None) -> np.ndarray:
+    """An image already at the view's size brought to ``spec.size``: cropped (centre, or a
+    random patch with ``rng``) or padded with the mean colour."""
+    h, w = spec.height, spec.width
+    rh, rw = resized.shape[:2]
+    if spec.view == "warp":
+        return resized
+    if spec.view == "pad":
+        fill = np.array([round(c * 255) for c in spec.mean], dtype=np.uint8)
+        canvas = np.empty((h, w, 3), dtype=np.uint8)
+        canvas[:] = fill
+        top, left = (h - rh) // 2, (w - rw) // 2
+        canvas[top:top + rh, left:left + rw] = resized
+        return canvas
+    if spec.view == "patch" and rng is not None:
+        top, left = int(rng.integers(0, rh - h + 1)), int(rng.integers(0, rw - w + 1))
+    else:
+        top, left = (rh - h) // 2, (rw - w) // 2
+    return resized[top:top + h, left:left + w]
 
 
 def view(image: np.ndarray, spec: InputSpec, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -33,60 +167,65 @@ def view(image: np.ndarray, spec: InputSpec, rng: np.random.Generator | None = N
     warp: resize the whole image, aspect ignored. center: resize so the short side fits, then
     centre-crop. pad: resize so the long side fits, then pad with the mean colour. patch: a crop
     of the full-resolution image (random when ``rng`` is given, else the centre), resized up only
-    if the image is smaller than the crop.
+    if the image is smaller than the crop. Every resize is :func:`resize` by ``spec.resample``.
     """
-    h, w = spec.height, spec.width
-    ih, iw = image.shape[:2]
-    if spec.view == "warp":
-        return _resize(image, h, w)
-    if spec.view == "center":
-        scale = max(h / ih, w / iw)
-        rh, rw = max(h, round(ih * scale)), max(w, round(iw * scale))
-        resized = _resize(image, rh, rw)
-        top, left = (rh - h) // 2, (rw - w) // 2
-        return resized[top:top + h, left:left + w]
-    if spec.view == "pad":
-        scale = min(h / ih, w / iw)
-        rh, rw = max(1, round(ih * scale)), max(1, round(iw * scale))
-        resized = _resize(image, rh, rw)
-        fill = np.array([round(c * 255) for c in spec.mean], dtype=np.uint8)
-        canvas = np.empty((h, w, 3), dtype=np.uint8)
-        canvas[:] = fill
-        top, left = (h - rh) // 2, (w - rw) // 2
-        canvas[top:top + rh, left:left + rw] = resized
-        return canvas
-    if spec.view == "patch":
-        if ih < h or iw < w:
-            scale = max(h / ih, w / iw)
-            image = _resize(image, max(h, round(ih * scale)), max(w, round(iw * scale)))
-            ih, iw = image.shape[:2]
-        if rng is None:
-            top, left = (ih - h) // 2, (iw - w) // 2
-        else:
-            top, left = int(rng.integers(0, ih - h + 1)), int(rng.integers(0, iw - w + 1))
-        return image[top:top + h, left:left + w]
-    raise ValueError(f"unknown view {spec.view!r}")
+    return _place(resize(image, *view_size(spec, *image.shape[:2]), spec.resample), spec, rng)
 
 
-GPU_DECODE_LINES = 720
+def decode_size(spec: InputSpec, source: tuple[int, int]) -> tuple[int, int] | None:
+    """The size (h, w) a video decoder scales ``source`` = (h, w) frames to for ``spec``, the
+    same on every device: the first step of :func:`resize`, taken in the stream's own pixel
+    format. None (the full frame, both steps on the RGB frame) when that step would shrink
+    less than 2x on an axis: 4:2:0 video scaled there would keep its chroma at half the
+    model's size (carphone, 176 x 144: Spearman 0.974 against the training resize, 0.994 on
+    RGB). ``"area"`` specs always get the one step in the decoder."""
+    target = view_size(spec, *source)
+    mid = intermediate_size(source, target, spec.resample)
+    if spec.resample == "area" or (mid[0] >= 2 * target[0] and mid[1] >= 2 * target[1]):
+        return mid
+    return None
 
 
-def decode_size(spec: InputSpec, device: torch.device | str | None = None,
-                source: tuple[int, int] | None = None) -> tuple[int, int] | None:
-    """The size (h, w) a video decoder should hand frames over at for ``spec``.
+def video_hwaccel() -> str | None:
+    """The hardware decoder asked for by ``FRAMESCORE_HWACCEL`` (``cuda``/``nvdec``: NVIDIA's
+    NVDEC), None (software) when unset. Opt-in: hardware-decoded pixels may differ from
+    software-decoded ones by a level, and without a usable driver it falls back (one line)."""
+    value = os.environ.get("FRAMESCORE_HWACCEL", "").strip().lower()
+    return "cuda" if value in ("cuda", "nvdec", "on", "1") else None
 
-    On the CPU, warp views are resized by swscale straight to the model's input (cheapest).
-    On CUDA the frames stay large (aspect kept, at most 720 lines) and :func:`to_tensor`
-    warps them on the GPU. Other views need the full frame (None).
-    """
-    if spec.view != "warp":
-        return None
-    kind = getattr(device, "type", None) or str(device).split(":", 1)[0]
-    if device is not None and kind == "cuda" and source is not None:
-        h, w = source
-        scale = min(1.0, GPU_DECODE_LINES / min(h, w))
-        return (max(2, round(h * scale) // 2 * 2), max(2, round(w * scale) // 2 * 2))
-    return spec.size
+
+def video_frames(path: str | Path, spec: InputSpec, sampling: Sampling | None = None,
+                 stats: DecodeStats | None = None,
+                 on_decoded: Callable[[int, float, av.VideoFrame], None] | None = None,
+                 source: tuple[int, int] | None = None,
+                 hwaccel: str | None = None) -> Iterator[Frame]:
+    """The sampled frames of a video, each brought to ``spec.size`` by ``spec.view`` through
+    :func:`resize`'s two steps, the first taken by the decoder (:func:`decode_size`), the
+    second (:func:`shrink`) right after it in the same thread (both on the RGB frame for a
+    small source). The one video path of the
+    key-frames, best-shot and API calls, whatever the device. ``source`` is the display size
+    (h, w) when known (else it is probed); ``hwaccel`` as for
+    :func:`~framescore.io.video.iter_frames` (default: :func:`video_hwaccel`)."""
+    from framescore.io.video import Sampling, iter_frames, probe
+
+    if source is None:
+        info = probe(path)
+        source = (info.height, info.width)
+    target = view_size(spec, *source)
+    size = decode_size(spec, source)
+    interpolation = "AREA" if spec.resample == "area" else RESIZE_FILTER
+    frames = iter_frames(path, sampling or Sampling(), size=size, stats=stats,
+                         on_decoded=on_decoded, interpolation=interpolation,
+                         hwaccel=hwaccel if hwaccel is not None else video_hwaccel())
+    try:
+        for frame in frames:
+            # at decode_size (a whole k x target): the second step; else the whole resize
+            image = shrink(frame.image, *target) if size is not None \
+                else resize(frame.image, *target, spec.resample)
+            frame.image = _place(image, spec)
+            yield frame
+    finally:
+        frames.close()
 
 
 @lru_cache(maxsize=16)
@@ -104,13 +243,18 @@ def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
               device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
     """A uint8 batch ``(N, H, W, 3)`` as the normalized ``(N, 3, h, w)`` float tensor on ``device``.
 
-    Images not yet at ``spec.size`` are warped there on ``device`` (antialiased bilinear), so on
-    CUDA the resize runs on the GPU. Host memory is pinned before the copy to a GPU.
+    Images are expected at ``spec.size`` (brought there by :func:`view` or
+    :func:`video_frames`); others are warped there on the host by :func:`resize`, never by
+    another filter on the device, so every device sees the same pixels. Host memory is pinned
+    before the copy to a GPU.
     """
     import torch
-    import torch.nn.functional as F
 
     device = torch.device(device)
+    if tuple(images.shape[1:3]) != spec.size:
+        host = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
+        images = np.stack([resize(np.ascontiguousarray(im, dtype=np.uint8), *spec.size,
+                                  spec.resample) for im in host])
     batch = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) \
         else images
     if device.type == "cuda" and not batch.is_cuda:
@@ -118,8 +262,6 @@ def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
     else:
         batch = batch.to(device)
     x = batch.permute(0, 3, 1, 2).float()
-    if tuple(x.shape[-2:]) != spec.size:
-        x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
     mean, std = _norm_constants(spec.mean, spec.std, str(device))
     x = (x - mean) / std
     if channels_last:

@@ -34,7 +34,8 @@ from framescore.models.spec import InputSpec
 
 WEIGHTS = {"sharpness": 0.40, "exposure": 0.20, "contrast": 0.15, "colourfulness": 0.10,
            "cleanliness": 0.15}
-SPEC = InputSpec(height=256, width=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), view="warp")
+SPEC = InputSpec(height=256, width=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), view="warp",
+                 resample="area")
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32) / np.float32(255)

@@ -12,6 +12,10 @@ import numpy as np
 MODELS_DIR = Path(__file__).resolve().parent
 
 View = Literal["warp", "center", "pad", "patch"]
+# how images are shrunk to the input: "antialias", the training resize of every learned model
+# (framescore.preprocess.resize); "area", swscale's box filter in one step (cheaper; for the
+# untrained rules scorer, which reads every frame of a video)
+Resample = Literal["antialias", "area"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,7 +28,8 @@ class InputSpec:
     ``x = (rgb / 255 - mean) / std`` per channel, after the image is brought to
     ``height`` x ``width`` by ``view`` (warp: resize the whole image ignoring aspect;
     center: resize the short side then centre-crop; pad: letterbox; patch: a crop of the
-    full-resolution image).
+    full-resolution image). ``resample``: the resize of every path, on every device (see
+    :func:`framescore.preprocess.resize`).
     """
 
     height: int
@@ -32,6 +37,7 @@ class InputSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     view: View = "warp"
+    resample: Resample = "antialias"
 
     @property
     def size(self) -> tuple[int, int]:

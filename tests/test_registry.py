@@ -147,26 +147,7 @@ def test_cuda_fp16_matches_cpu(arod_weights):
     assert list(np.argsort(gpu)) == list(np.argsort(cpu))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_gpu_resize_matches_cpu_resize():
-    from framescore.preprocess import to_tensor
-
-    spec = get("arod-resnet50").spec
-    big = np.stack([photo("coffee")[:400, :600]] * 2)
-    a = to_tensor(big, spec, "cpu")
-    b = to_tensor(big, spec, "cuda").cpu()
-    assert torch.allclose(a, b, atol=1.0)
-
-
-def test_decode_size_per_device():
-    from framescore.models.spec import InputSpec
-    from framescore.preprocess import decode_size
-
-    warp = InputSpec(224, 224)
-    assert decode_size(warp, "cpu", (1080, 1920)) == (224, 224)
-    assert decode_size(warp, "cuda", (1080, 1920)) == (720, 1280)   # the GPU warps it
-    assert decode_size(warp, "cuda", (480, 640)) == (480, 640)
-    assert decode_size(InputSpec(224, 224, view="patch"), "cpu", (1080, 1920)) is None
+# the resize on every device and the decode size: tests/test_preprocess.py
 
 
 def test_to_tensor_warps_and_normalizes():

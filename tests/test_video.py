@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,37 @@ def test_resized_frames_match_the_full_frames_resized(make_clip, codec, pix_fmt)
         diff = np.abs(ref.astype(int) - b.astype(int))
         assert diff.mean() < 4.0, diff.mean()
         assert abs(ref.mean() - b.mean()) < 1.5  # no shift of range or colour
+
+
+def test_hardware_decoding_falls_back_to_software_and_says_so_once(make_clip, capsys,
+                                                                   monkeypatch):
+    """``hwaccel="cuda"`` without a usable NVIDIA driver (this machine) decodes in software,
+    with the same frames, after one warning per process (not one per file)."""
+    from framescore.io import video
+
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("an NVIDIA driver is here: test_nvdec_decodes_the_frames_software_decodes")
+    monkeypatch.setattr(video, "_HWACCEL_WARNED", set())
+    path = make_clip("clip.mp4")
+    soft = [f.image for f in iter_frames(path, size=(24, 32))]
+    stats = DecodeStats()
+    hard = [f.image for f in iter_frames(path, size=(24, 32), stats=stats, hwaccel="cuda")]
+    again = [f.image for f in iter_frames(path, size=(24, 32), hwaccel="cuda")]
+    assert stats.hwaccel is None
+    assert len(hard) == len(soft) == len(again) == 30
+    assert all(np.array_equal(a, b) for a, b in zip(soft, hard, strict=True))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("framescore: warning: cuda hardware decoding")
+    assert err[0].endswith("decoding in software")
+
+
+@pytest.mark.cuda
+def test_nvdec_decodes_the_frames_software_decodes(make_clip):
+    path = make_clip("clip.mp4")
+    soft = [f.image for f in iter_frames(path, size=(24, 32))]
+    stats = DecodeStats()
+    hard = [f.image for f in iter_frames(path, size=(24, 32), stats=stats, hwaccel="cuda")]
+    assert stats.hwaccel == "cuda"
+    assert len(hard) == len(soft)
+    for a, b in zip(soft, hard, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0

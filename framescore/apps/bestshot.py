@@ -247,14 +247,16 @@ def _photo_candidates(paths: Sequence[str | Path], settings: Settings, scorer: S
 def _video_candidates(path: Path, settings: Settings, scorer: Scorer,
                       on_start: Callable[[int | None], None] | None,
                       on_batch: Callable[[int], None] | None) -> list[Candidate]:
-    from framescore.io.video import iter_frames, probe
-    from framescore.preprocess import decode_size
+    from framescore.io.video import probe
+    from framescore.preprocess import video_frames
     from framescore.scoring import score_frames
 
     info = probe(path)
     if on_start:
         on_start(-(-info.frames // settings.every) if info.frames else None)
-    frames = iter_frames(path, Sampling(every=settings.every), size=decode_size(scorer.spec))
+    # the key-frames job's path: the same resize and view on every device
+    frames = video_frames(path, scorer.spec, Sampling(every=settings.every),
+                          source=(info.height, info.width))
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch)
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was scored")

@@ -131,11 +131,11 @@ def load_photo(path: str | Path, long_side: int = 480) -> np.ndarray:
 
 
 def warp(image: np.ndarray, size: int) -> np.ndarray:
-    """The whole image resized to ``size`` x ``size`` (antialiased), as the model sees frames."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    im = Image.fromarray(image)
-    return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    """The whole image resized to ``size`` x ``size`` by the one resize of every path
+    (:func:`framescore.preprocess.resize`), as the model sees video frames."""
+    from framescore.preprocess import resize
+
+    return resize(image, size, size)
 
 
 def variant(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:

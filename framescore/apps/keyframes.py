@@ -16,7 +16,7 @@ import numpy as np
 from framescore import __version__
 from framescore.curve import Smoothing, normalize, smooth_shots
 from framescore.errors import MediaError
-from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, iter_frames, probe
+from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, probe
 from framescore.models.spec import ModelInfo, Scorer
 from framescore.outputs import (
     csv_text,
@@ -28,7 +28,7 @@ from framescore.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from framescore.preprocess import decode_size
+from framescore.preprocess import video_frames
 from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
@@ -191,11 +191,10 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     if on_start:
         on_start(_estimate_kept(info, settings.sampling))
     stats = DecodeStats()
-    size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
     detector = ShotDetector(fps=info.fps or 25.0)
     thumbs: list[np.ndarray] = []
-    frames = iter_frames(path, settings.sampling, size=size, stats=stats,
-                         on_decoded=detector.add_frame)
+    frames = video_frames(path, scorer.spec, settings.sampling, stats=stats,
+                          on_decoded=detector.add_frame, source=(info.height, info.width))
     scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
                           observe=lambda images: (thumbs.append(image_thumbs(images)),
                                                   detector.flush()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class DecodeStats:
     header_frames: int | None = None
     truncated: bool = False
     last_end: int | None = field(default=None, repr=False)  # latest packet end (stream units)
+    hwaccel: str | None = None  # the hardware decoder's device type when one decoded the file
 
     def to_dict(self, scored: int | None = None) -> dict:
         """The ``decode`` section of an output document."""
@@ -122,12 +124,50 @@ def check_regular_file(path: Path, what: str = "a video") -> None:
         raise MediaError(f"{path}: is {kind}, not a regular file")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path, hwaccel: str | None = None) -> av.container.InputContainer:
     check_regular_file(path)
+    if hwaccel is not None:
+        container = open_hwaccel(path, hwaccel)
+        if container is not None:
+            return container
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
         raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
+
+
+_HWACCEL_WARNED: set[str] = set()
+
+
+def open_hwaccel(path: Path, device_type: str) -> av.container.InputContainer | None:
+    """``path`` opened for decoding on the ``device_type`` hardware (``"cuda"``: NVDEC), or None
+    when that cannot be had here (no such device in this FFmpeg build, no driver, no GPU): the
+    first failure per device type is said in one line on stderr, then software decoding is
+    used. A stream the hardware cannot decode falls back to software inside FFmpeg. Frames
+    are downloaded to host memory, so everything after the decoder is unchanged."""
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    try:
+        available = hwdevices_available()
+        if device_type not in available:
+            raise ValueError(f"this FFmpeg build has no {device_type!r} device (it has: "
+                             f"{', '.join(available) or 'none'})")
+        return av.open(str(path), mode="r",
+                       hwaccel=HWAccel(device_type, allow_software_fallback=True))
+    except (av.FFmpegError, ValueError, OSError, RuntimeError) as exc:
+        if device_type not in _HWACCEL_WARNED:
+            _HWACCEL_WARNED.add(device_type)
+            why = _reason(exc) if isinstance(exc, av.FFmpegError) else exc
+            print(f"framescore: warning: {device_type} hardware decoding unavailable ({why}); "
+                  "decoding in software", file=sys.stderr, flush=True)
+        return None
+
+
+def _is_hwaccel(stream: av.VideoStream) -> bool:
+    try:
+        return bool(stream.codec_context.is_hwaccel)
+    except (AttributeError, av.FFmpegError):
+        return False
 
 
 def _reason(exc: BaseException) -> str:
@@ -261,11 +301,13 @@ class RGBConverter:
     720p frame. A resize runs in two steps, scaling in the stream's own pixel format (for
     4:2:0 video that is a quarter of the chroma) and then converting the small frame to RGB:
     half the work of converting at full size (720p to 256 x 256: 0.31 against 0.68 ms).
+    ``interpolation`` is swscale's filter for the resize (``"AREA"``, ``"BILINEAR"``...).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interpolation: str = "AREA") -> None:
         self._scale = VideoReformatter()
         self._rgb = VideoReformatter()
+        self.interpolation = interpolation
 
     def __call__(self, frame: av.VideoFrame, size: tuple[int, int] | None = None,
                  rotation: int | None = None) -> np.ndarray:
@@ -275,8 +317,8 @@ class RGBConverter:
             if rot in (90, 270):
                 h, w = w, h
             if (frame.width, frame.height) != (w, h):
-                frame = self._scale.reformat(frame, width=w, height=h, interpolation="AREA",
-                                             threads=1)
+                frame = self._scale.reformat(frame, width=w, height=h,
+                                             interpolation=self.interpolation, threads=1)
         image = self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
         if rot:
             image = np.ascontiguousarray(np.rot90(image, k=rot // 90))
@@ -293,26 +335,31 @@ def iter_frames(path: str | Path, sampling: Sampling = Sampling(),
                 size: tuple[int, int] | None = None,
                 stats: DecodeStats | None = None,
                 on_decoded: Callable[[int, float, av.VideoFrame], None] | None = None,
-                ) -> Iterator[Frame]:
+                interpolation: str = "AREA", hwaccel: str | None = None) -> Iterator[Frame]:
     """Decode ``path`` and yield the sampled frames as RGB arrays in display orientation.
 
     ``size`` = (height, width) asks swscale to resize (the whole frame, aspect ignored);
     ``None`` keeps the full resolution. ``stats`` is filled in as frames are decoded.
     ``on_decoded(index, time, frame)`` sees every decoded frame, kept or not, in the decoding
     thread (the shot detector reads its planes there). Times are player times (see
-    :func:`frame_time`). Raises :class:`MediaError` when the file has no decodable video frame.
+    :func:`frame_time`). ``interpolation`` is swscale's filter for the resize (the scoring
+    path, :func:`framescore.preprocess.video_frames`, chooses it). ``hwaccel`` (``"cuda"``)
+    decodes on that hardware when it can be had, else in software after one warning (see
+    :func:`open_hwaccel`; ``stats.hwaccel`` names it when it was had). Raises
+    :class:`MediaError` when the file has no decodable video frame.
     """
     path = Path(path)
     stats = stats if stats is not None else DecodeStats()
-    with _open(path) as container:
+    with _open(path, hwaccel) as container:
         stream = _video_stream(container, path)
+        stats.hwaccel = hwaccel if hwaccel and _is_hwaccel(stream) else None
         stats.header_frames = stream.frames or None
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
         stream_rot = _stream_rotation(stream)
         start = stream_start(stream)
         next_time: float | None = None
         step = 1.0 / sampling.fps if sampling.fps else None
-        convert = RGBConverter()
+        convert = RGBConverter(interpolation)
         for frame in _frames(container, stream, stats):
             index = stats.decoded
             stats.decoded += 1

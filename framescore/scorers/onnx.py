@@ -4,7 +4,7 @@ model's verified export, which is what runs a network on the CPU when it is ther
 The file carries what is needed to use it (written by :mod:`framescore.export.onnx`): the model
 name, input height/width and view in its ``metadata_props``; the graph takes float32 RGB 0..255
 ``(N, 3, H, W)`` and normalizes by itself. :class:`OnnxScorer` therefore only transposes the
-uint8 batch (and warps it to the input size, the same way
+uint8 batch (and warps it to the input size by :func:`framescore.preprocess.resize`, as
 :class:`~framescore.scorers.torch.TorchScorer` does, when it is not there yet).
 """
 
@@ -81,7 +81,8 @@ class OnnxScorer:
         std = tuple(float(v) for v in meta.get("framescore.std", "1,1,1").split(","))
         self.spec = InputSpec(height=int(meta["framescore.height"]),
                               width=int(meta["framescore.width"]), mean=mean, std=std,
-                              view=meta.get("framescore.view", "warp"))
+                              view=meta.get("framescore.view", "warp"),
+                              resample=meta.get("framescore.resample", "antialias"))
         inp = self.session.get_inputs()[0]
         _check_input(path, inp, self.spec)
         self.input_name = inp.name
@@ -100,15 +101,11 @@ class OnnxScorer:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
         if images.shape[1:3] != self.spec.size:
-            import torch
+            from framescore.preprocess import resize
 
-            from framescore.preprocess import to_tensor
-
-            # same antialiased warp as TorchScorer, with identity normalization (0..255 out)
-            raw = InputSpec(self.spec.height, self.spec.width, mean=(0.0, 0.0, 0.0),
-                            std=(1 / 255, 1 / 255, 1 / 255))
-            with torch.inference_mode():
-                return to_tensor(images, raw).numpy().astype(self.input_dtype)
+            # the one resize, as TorchScorer's to_tensor does (and with no torch)
+            images = np.stack([resize(np.ascontiguousarray(im, dtype=np.uint8),
+                                      *self.spec.size, self.spec.resample) for im in images])
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=self.input_dtype)
 
     def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
