@@ -12,8 +12,9 @@ to the model's input in several ways and scored in fp32 on the CPU:
 - ``sws-3x``: the unmerged ``gpu`` branch's resize: swscale bilinear in the stream's pixel
   format to at most 3x the input (capped at the source), RGB, swscale bilinear to the input;
 - ``unified``: :func:`framescore.preprocess.video_frames`, the one path of every device now;
-- ``unified-cuda``: the same, fed to a scorer whose device is swapped to ``cuda`` in name
-  (the CUDA code path's preprocessing; nothing in it depends on the device any more).
+- ``unified: CPU path vs CUDA path``: the key-frames job run twice with the same CPU model,
+  once under the name of a ``cuda`` device (the CUDA code path's preprocessing); scores and
+  key-frames compared with each other.
 
 Each is compared with ``train`` (Spearman of the per-frame scores, mean absolute difference)
 and its key-frames (the key-frames job's selection fed with those scores) with ``train``'s.
@@ -104,6 +105,28 @@ def keyframes_of(path: Path, spec, scores: np.ndarray) -> list[int]:
     return sorted(k.index for k in result.keyframes)
 
 
+class Named:
+    """The CPU scorer under another device's name: the key-frames job takes the code path of
+    a model on that device (its preprocessing), while the arithmetic stays on the CPU."""
+
+    def __init__(self, scorer, device: str) -> None:
+        self.scorer, self.device = scorer, device
+        self.name, self.spec = scorer.name, scorer.spec
+
+    def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.scorer.score_batch(images)
+
+
+def cpu_vs_cuda_path(path: Path, scorer) -> tuple[float, float, bool]:
+    """Spearman and max |diff| of the key-frames job's scores, CPU path against CUDA path
+    (the device swapped in name), and whether they pick the same key-frames."""
+    settings = kf.Settings(sampling=SAMPLING, device="cpu")
+    a, b = (kf.analyze(path, settings, scorer=Named(scorer, d)) for d in ("cpu", "cuda"))
+    sa, sb = a.scored.scores, b.scored.scores
+    same = [k.index for k in a.keyframes] == [k.index for k in b.keyframes]
+    return float(spearmanr(sa, sb).statistic), float(np.abs(sa - sb).max()), same
+
+
 def main(argv: list[str]) -> None:
     clips = [Path(a) for a in argv] or CLIPS
     torch.set_num_threads(2)
@@ -127,6 +150,9 @@ def main(argv: list[str]) -> None:
         rho = spearmanr(scores["old-cpu"], scores["old-cuda"]).statistic
         print(f"| {path.name} | old-cpu vs old-cuda | | {rho:.3f} | "
               f"{np.abs(scores['old-cpu'] - scores['old-cuda']).mean():.3f} | |", flush=True)
+        rho, diff, same = cpu_vs_cuda_path(path, scorer)
+        print(f"| {path.name} | unified: CPU path vs CUDA path | | {rho:.3f} | {diff:.3f} "
+              f"(max) | {'yes' if same else 'NO'} (CPU vs CUDA) |", flush=True)
 
 
 if __name__ == "__main__":
