@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 #    stream's own pixel format, then converts the (small) intermediate to RGB.
 # 2. a shrink by the whole factor k with the triangle filter of Pillow's BILINEAR, the filter
 #    the shipped weights were trained with (as a k-wide box after a small pre-blur, which for
-#    whole factors is that triangle exactly; OpenCV, about twice as fast as swscale's
-#    bilinear on an RGB frame).
+#    whole factors is that triangle exactly; OpenCV: as fast as swscale's bilinear on an RGB
+#    frame, which is not that filter, and faster than Pillow's).
 # A training photo of 480 x 320 going to 160 x 160 skips step 1: it gets Pillow's resize.
 # Chosen by measurement (bench/resize_parity.py, bench/resize_cost.py; bench/RESULTS.md).
 MAX_FACTOR = 3
