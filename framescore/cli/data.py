@@ -72,7 +72,7 @@ def command(
     import shutil
     from pathlib import Path
 
-    from framescore.apps import hints
+    from framescore.train import hints
     from framescore.cli.common import progress_bar
     from framescore.errors import UsageError
     from framescore.samples import photo_paths

@@ -134,7 +134,7 @@ def evaluate(name: str, weights: str | Path, root: str | Path, *,
 def held_out(root: Path) -> list[str]:
     """The evaluation photos of ``root``: the held-out photos of a ``framescore data`` folder
     (it has a manifest), else every photo under the folder."""
-    from framescore.apps import hints
+    from framescore.train import hints
     from framescore.train import fault_eval
 
     if (root / "manifest.json").is_file():

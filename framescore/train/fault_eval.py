@@ -1,10 +1,10 @@
 """Held-out photos x fault types: how often a scorer ranks the less damaged image first.
 
-For every held-out photo (loaded as :func:`framescore.apps.hints.load_photo` does for
-training: long side 480), every fault of :data:`framescore.faults.FAULTS` and ``repeats``
+For every held-out photo (loaded as :func:`framescore.train.hints.load_photo` does for
+training: long side 480), every fault of :data:`framescore.train.faults.FAULTS` and ``repeats``
 independent draws, the photo is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the
 clean photo. Repeat 0 takes the whole photo; every further repeat takes a view of its own, as
-training's :func:`framescore.apps.hints.variant` does (mirrored at random, a 90–100 % crop),
+training's :func:`framescore.train.hints.variant` does (mirrored at random, a 90–100 % crop),
 and its own draw of the fault's random choices (blur path, crop corner, noise...). So faults
 with no random choice (exposure, contrast, colour, fades) also get a different image at every
 repeat, not the same renders counted twice. Every pair of two different severities of one
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from framescore import faults as faultlib
-from framescore.apps import hints
+from framescore.train import faults as faultlib
+from framescore.train import hints
 from framescore.errors import DataError
 from framescore.hashing import sha256_of
 from framescore.models.spec import Scorer

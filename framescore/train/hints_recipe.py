@@ -1,6 +1,6 @@
 """Training recipe of ``framescore-mobile``: AROD's aesthetic space learned from relative hints.
 
-Data: a folder made by ``framescore data`` (:mod:`framescore.apps.hints`): renders at the
+Data: a folder made by ``framescore data`` (:mod:`framescore.train.hints`): renders at the
 model's input size and groups (clean, low-damage, high-damage) of one photo and one fault,
 with qualities S = 1 − severity.
 
@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from framescore.apps import hints
+from framescore.train import hints
 from framescore.errors import DataError
 from framescore.train.losses import directional_triplet_loss, relative_hinge_loss
 

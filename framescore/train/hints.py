@@ -13,7 +13,7 @@ a folder of good photos and a seed this module builds, deterministically:
    file, so noise and blur read as they do in footage).
 3. **groups** (training photos only): for each of ``variants`` copies of a photo (mirrored at
    random, cropped to a random 90–100 % of each side) and each fault in
-   :data:`framescore.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` (the range is
+   :data:`framescore.train.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` (the range is
    ``low_severity``) and a *high* one ``s₂ ~ U[s₁ + 0.3, 1]`` are drawn; the clean copy and
    the two damaged ones form a group whose quality is ``S = 1 − severity`` (clean: 1). Both
    damaged copies share the fault's random choices (blur path, crop corner, noise pattern),
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from framescore import faults as faultlib
+from framescore.train import faults as faultlib
 from framescore.errors import DataError, MediaError
 from framescore.hashing import sha256_of
 
