@@ -46,6 +46,10 @@ def command(
     show_config: Annotated[bool, typer.Option(
         "--show-config",
         help="print the resolved settings (with their meaning) and exit")] = False,
+    threads: Annotated[int | None, typer.Option(
+        min=1, show_default=False,
+        help="CPU threads of torch (default: torch's own choice; on a shared CPU also set "
+             "OMP_WAIT_POLICY=PASSIVE)")] = None,
     json: Annotated[bool, typer.Option(
         "--json",
         help="print the summary (and test figures) as JSON on stdout")] = False,
@@ -56,7 +60,8 @@ def command(
 
     args = SimpleNamespace(model=model, data=data, out=out, config=config,
                               overrides=list(overrides or []), resume=resume, force=force,
-                              device=device, show_config=show_config, json=json, quiet=quiet)
+                              device=device, show_config=show_config, json=json, quiet=quiet,
+                              threads=threads)
     return run(args)
 
 
@@ -122,7 +127,13 @@ def run(args: SimpleNamespace) -> int:
         if talk:
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     recipe = make_recipe(args.model, config, root)
+    recipe.run_dir = out
+    recipe.say = log
     recipe.check()
     recipe.ensure_loaded()
     for line in recipe.summary:

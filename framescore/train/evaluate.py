@@ -134,8 +134,7 @@ def evaluate(name: str, weights: str | Path, root: str | Path, *,
 def held_out(root: Path) -> list[str]:
     """The evaluation photos of ``root``: the held-out photos of a ``framescore data`` folder
     (it has a manifest), else every photo under the folder."""
-    from framescore.train import hints
-    from framescore.train import fault_eval
+    from framescore.train import fault_eval, hints
 
     if (root / "manifest.json").is_file():
         return fault_eval.held_out_photos(root)

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from framescore.train import faults as faultlib
-from framescore.train import hints
 from framescore.errors import DataError
 from framescore.hashing import sha256_of
 from framescore.models.spec import Scorer
 from framescore.preprocess import view
+from framescore.train import faults as faultlib
+from framescore.train import hints
 
 SEVERITIES = (0.0, 1 / 3, 2 / 3, 1.0)
 

@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from framescore.train import faults as faultlib
 from framescore.errors import DataError, MediaError
 from framescore.hashing import sha256_of
+from framescore.train import faults as faultlib
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MANIFEST = "manifest.json"

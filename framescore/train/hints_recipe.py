@@ -57,8 +57,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from framescore.train import hints
 from framescore.errors import DataError
+from framescore.train import hints
 from framescore.train.losses import directional_triplet_loss, relative_hinge_loss
 
 

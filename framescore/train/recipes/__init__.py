@@ -63,6 +63,7 @@ from framescore.train.recipes.base import (
     test_view,
     train_view,
 )
+from framescore.train.recipes.hints import HintsRecipe
 from framescore.train.recipes.jin import JinRecipe
 from framescore.train.recipes.kong import KongRecipe
 from framescore.train.recipes.rapid import RapidRecipe
@@ -70,10 +71,10 @@ from framescore.train.recipes.relative import RelativeRecipe
 
 FAMILIES: dict[str, type[Recipe]] = {
     "rapid": RapidRecipe, "relative": RelativeRecipe, "kong": KongRecipe, "arod": ArodRecipe,
-    "jin": JinRecipe,
+    "jin": JinRecipe, "hints": HintsRecipe,
 }
 #: Models whose registry entry names no family, by their module.
-BY_MODULE = {"framescore.models.arod": "arod", "framescore.models.mobile": "arod"}
+BY_MODULE = {"framescore.models.arod": "arod", "framescore.models.mobile": "hints"}
 
 
 def _family(info: ModelInfo) -> str | None:

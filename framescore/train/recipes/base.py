@@ -281,6 +281,10 @@ class Recipe:
         self.for_training = True  # False: evaluation only (training-only checks skipped)
         self.summary: list[str] = []
         self.workers = int(self.config["workers"])
+        #: the run folder while training (a recipe may keep a cache there); None otherwise
+        self.run_dir: Path | None = None
+        #: where progress lines go while training (the CLI's log)
+        self.say: Callable[[str], None] = lambda _line: None
 
     # ---- settings
     @classmethod
@@ -481,6 +485,10 @@ class Recipe:
 
     def start(self, model: nn.Module, ctx: Context) -> None:
         """Nothing by default (Kong's content model computes its centroids here)."""
+
+    def prepare(self, model: nn.Module, ctx: Context) -> None:
+        """Nothing by default (before training, fresh or resumed: the hints recipe caches its
+        frozen part's outputs here)."""
 
     def train_data(self, epoch: int) -> Dataset:
         raise NotImplementedError
