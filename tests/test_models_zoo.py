@@ -108,8 +108,8 @@ def test_every_paper_model_is_registered_with_card_and_recipe() -> None:
         assert info.card and (MODELS_DIR / info.card).is_file(), name
         card = (MODELS_DIR / info.card).read_text()
         assert f"framescore train {name} --data ROOT --out RUN" in card, name
-        assert info.extra["family"] in ("rapid", "relative", "kong", "jin")
-        assert info.extra["recipe"] and "reported" in info.extra
+        assert info.training.recipe in ("rapid", "relative", "kong", "jin")
+        assert info.training.paper_settings and info.training.reported
         assert info.outputs[0] == "score"
 
 
@@ -160,7 +160,7 @@ def test_style_column_outputs_and_loss() -> None:
     probs = torch.softmax(out["logits"], 1)
     assert torch.allclose(out["style_probs"], probs)
     assert torch.allclose(out["score"], probs.max(1).values)
-    assert len(get("rapid-style").extra["styles"]) == 14
+    assert len(get("rapid-style").training.styles) == 14
     loss = rapid_cross_entropy(out["logits"], torch.tensor([0, 13]))
     assert loss.item() == pytest.approx(-probs[[0, 1], [0, 13]].log().mean().item(), rel=1e-5)
     loss.backward()                                  # the style column trains on this loss

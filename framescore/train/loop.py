@@ -712,7 +712,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
     run_info = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "device": str(device), "world_size": dist_info.world, "amp": use_amp,
                 "torch": torch.__version__, **{k: v for k, v in base_meta.items()
-                                               if k in ("model", "family", "data")}}
+                                               if k in ("model", "recipe", "data")}}
     if main:
         write_json(run_dir / RUN_JSON, run_info)
     epochs_this_call = 0

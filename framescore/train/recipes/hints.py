@@ -42,8 +42,9 @@ a run was resumed), and the new layers are initialised after ``torch.manual_seed
 same recipe, seed and data give the same weights on one kind of CPU.
 
 Test (``framescore evaluate``, and at the end of training): the fault-type table of
-:mod:`framescore.train.fault_eval` on the data's held-out photos, with the cross-photo row,
-beside the shipped weights' figures (the model card's table).
+:mod:`framescore.train.fault_eval` on the data's held-out photos (the faults the data was
+rendered with), with the cross-photo row, beside the shipped weights' figures (the model
+card's table).
 """
 
 from __future__ import annotations
@@ -393,15 +394,18 @@ class HintsRecipe(Recipe):
 
         self.ensure_loaded()
         scorer = TorchScorer(self.name, model.eval(), self.spec, device=ctx.device)
-        table = fault_eval.evaluate([scorer], self.photos, 0, self.config["repeats"])[0]
+        faults = list(self.manifest["faults"])      # the faults it was trained on
+        table = fault_eval.evaluate([scorer], self.photos, 0, self.config["repeats"],
+                                    faults)[0]
         figures = [Figure(f"faults/{f}", f"pair accuracy, {f} ({table.pairs[f]} pairs)",
                           100 * table.accuracy(f), reported(self.info, f), "%")
                    for f in table.pairs]
         figures.append(Figure("faults/overall", f"pair accuracy, overall "
                               f"({sum(table.pairs.values())} pairs)", 100 * table.overall,
                               reported(self.info, "overall"), "%"))
-        if self.config["cross"] and len(self.photos) > 1:
-            cross = fault_eval.cross_photo([scorer], self.photos, 0)[0]
+        crossing = [f for f in fault_eval.CROSS_FAULTS if f in faults]
+        if self.config["cross"] and len(self.photos) > 1 and crossing:
+            cross = fault_eval.cross_photo([scorer], self.photos, 0, crossing)[0]
             figures.append(Figure("faults/cross_photo", f"cross-photo pair accuracy "
                                   f"({cross.pairs} pairs)", 100 * cross.accuracy,
                                   reported(self.info, "cross_photo"), "%"))
