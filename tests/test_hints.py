@@ -210,3 +210,14 @@ def test_samples_exist():
     assert len(photo_paths()) >= 5
 
 
+
+
+def test_data_with_workers_ends_without_a_traceback(photo_dir, tmp_path, capfd):
+    """The render processes are ended after the last render: the command line's signal
+    handlers, inherited by the forked workers, used to print a traceback from each idle one."""
+    for k in range(3):      # a race (where each idle worker is when the pool ends): thrice
+        argv = ["data", str(photo_dir), "--out", str(tmp_path / f"h{k}"), "--variants", "1",
+                "--size", "32", "--long-side", "64", "--workers", "6", "-q"]
+        assert main(argv) == 0
+        assert "Traceback" not in capfd.readouterr().err
+        assert (tmp_path / f"h{k}" / "images.npy").is_file()

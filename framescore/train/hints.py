@@ -210,6 +210,16 @@ def _render_variant(args: tuple) -> np.ndarray:
     return np.stack(images)
 
 
+
+def _quiet_worker() -> None:
+    """In a render process: SIGTERM ends it plainly and SIGINT is the parent's to handle (a
+    forked worker inherits the command line's handlers, which raise: each idle worker printed
+    a traceback when the pool was ended after the last render)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
           variants: int = 10, size: int = 160, long_side: int = 480, holdout: float = 0.2,
           fault_names: Sequence[str] | None = None, workers: int = 1,
@@ -256,7 +266,7 @@ def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
     pool_ctx = multiprocessing.get_context("fork") if workers > 1 else None
     results: Iterable[np.ndarray]
     if pool_ctx is not None:
-        pool = pool_ctx.Pool(workers)
+        pool = pool_ctx.Pool(workers, initializer=_quiet_worker)
         results = pool.imap(_render_variant, tasks, chunksize=1)
     else:
         pool = None
