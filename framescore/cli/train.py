@@ -79,9 +79,11 @@ def _recipe_name(args: SimpleNamespace, out: Path | None) -> str | None:
     from framescore.train.loop import RUN_JSON
 
     try:
-        started = json.loads((out / RUN_JSON).read_text()).get("recipe")
+        run = json.loads((out / RUN_JSON).read_text())
     except (OSError, ValueError):
-        started = None
+        run = {}
+    # a run of another model is refused with its own message (_resolve_config)
+    started = run.get("recipe") if run.get("model") == args.model else None
     if asked and started and asked != started:
         from framescore.errors import UsageError
 
