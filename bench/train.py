@@ -50,14 +50,14 @@ def synthetic_batch(recipe: Recipe, n: int, rng: np.random.Generator) -> tuple[d
     family = recipe.family
     size = {"size": n, "skipped": 0}
     if family == "rapid":
-        classes = 14 if recipe.info.extra.get("task") == "style" else 2
+        classes = 14 if recipe.info.training.task == "style" else 2
         return {"image": _images(recipe, n, rng),
                 "target": torch.from_numpy(rng.integers(0, classes, n)), **size}, n
     if family in ("relative", "kong"):
         y = torch.from_numpy(rng.choice([-1.0, 1.0], n).astype(np.float32))
 
         def target() -> dict:
-            k = len(recipe.info.extra.get("attributes") or ())
+            k = len(recipe.info.training.attributes)
             return {"score": torch.rand(n), "attributes": torch.rand(n, k) * 2 - 1,
                     "mask": torch.ones(n, k)}
 
@@ -81,8 +81,10 @@ def bench_step(name: str, device: torch.device, batch: int, steps: int, size: in
     overrides = ["workers=0", f"batch_size={batch}", f"size={size}"]
     if name == "framescore-mobile":
         overrides.append("pretrained=false")
-    config = resolve(options_for(name), overrides=overrides)
-    recipe = make_recipe(name, config, None)
+    # framescore-mobile: the AROD recipe (its own, hints, steps on cached features)
+    recipe_name = "arod" if name == "framescore-mobile" else None
+    config = resolve(options_for(name, recipe_name), overrides=overrides)
+    recipe = make_recipe(name, config, None, recipe_name)
     torch.manual_seed(0)
     model = recipe.build_model(load_weights=False).to(device)
     cuda = device.type == "cuda"

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 
-from framescore.models.spec import InputSpec, ModelInfo
+from framescore.models.spec import InputSpec, ModelInfo, TrainingSpec, register_model
 from framescore.models.weights import load_torchvision_part
 
 SPEC = InputSpec(height=224, width=224, mean=(123.15 / 255, 115.90 / 255, 103.06 / 255),
@@ -50,11 +50,14 @@ class ArodEncoder(nn.Module):
         return out
 
 
+@register_model
 def entries() -> list[ModelInfo]:
     return [ModelInfo(
         name="arod-resnet50", paper="Schwarz et al. 2018, AROD aesthetic space",
         summary="ResNet-50 pool5 → 1000-D encoding; score = L2 norm",
-        spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"), card="cards/arod.md")]
+        spec=SPEC, build=ArodEncoder, outputs=("score", "encoding"), card="cards/arod.md",
+        training=TrainingSpec(("arod",), task="triplets", loss="directional_triplet_loss",
+                              imagenet="resnet50", reported={"ava_accuracy": 75.83}))]
 
 
 def load_imagenet_backbone(module: ArodEncoder, path: str | Path) -> ArodEncoder:

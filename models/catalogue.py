@@ -2,10 +2,11 @@
 
 ``catalogue.json`` beside this file holds, per registered model, the fields a listing, a name
 check or the choice of the default model needs (name, paper, input, weights, parameter count).
-It is written from the family modules' ``entries()`` by :func:`write` and a test checks that it
-still matches them, so reading it costs a JSON parse instead of importing torch and every
-network. An :class:`Entry` resolves the full :class:`~framescore.models.spec.ModelInfo` (with
-``build`` and the recipe settings) on first use of an attribute it does not hold itself.
+It is written from the builders the family modules register (``@register_model``) by
+:func:`write`, and a test checks that it still matches them, so reading it costs a JSON parse
+instead of importing torch and every network. An :class:`Entry` resolves the full
+:class:`~framescore.models.spec.ModelInfo` (with ``build`` and the ``training`` spec)
+on first use of an attribute it does not hold itself.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from framescore.models.spec import MODELS_DIR, InputSpec, ModelInfo
+from framescore.models.spec import MODELS_DIR, InputSpec, ModelInfo, registered
 
 CATALOGUE_FILE = MODELS_DIR / "catalogue.json"
 
-# The zoo's modules; each offers ``entries() -> list[ModelInfo]``.
+# The zoo's modules; each registers its entries' builders with ``@register_model``.
 FAMILIES = ("rules", "arod", "rapid", "relative", "kong", "weighted", "mobile")
 
 # the fields of ModelInfo an Entry carries itself (plus ``parameters``)
@@ -32,7 +33,7 @@ LIGHT_FIELDS = ("name", "family", "paper", "summary", "scorer", "port", "weights
 
 @dataclass(frozen=True)
 class Entry:
-    """A model as the catalogue lists it; anything else (``build``, ``extra``) is read from
+    """A model as the catalogue lists it; anything else (``build``, ``training``) is read from
     the full entry, whose family module is imported then."""
 
     name: str
@@ -75,8 +76,8 @@ class Entry:
 
 @cache
 def _family_entries(family: str) -> dict[str, ModelInfo]:
-    module = importlib.import_module(f"framescore.models.{family}")
-    return {m.name: replace(m, family=family) for m in module.entries()}
+    importlib.import_module(f"framescore.models.{family}")     # runs its @register_model
+    return {m.name: replace(m, family=family) for m in registered(family)}
 
 
 def full_info(family: str, name: str) -> ModelInfo:

@@ -41,7 +41,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from framescore.errors import UsageError
-from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
+from framescore.models.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InputSpec,
+    ModelInfo,
+    TrainingSpec,
+    register_model,
+)
 from framescore.models.weights import load_torchvision_part, read_state_dict  # noqa: F401
 from framescore.models.width import scaled
 
@@ -296,7 +303,7 @@ def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
     return module
 
 
-RECIPE = {
+PAPER_SETTINGS = {
     "input": "warp to 256, random 227 crop (+ horizontal flip); test: warp to 227",
     "optimizer": "sgd", "lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-5,
     "lr_schedule": "x0.1 on plateau (annealed)", "batch_size": 64,
@@ -320,6 +327,7 @@ _VARIANTS = (
 )
 
 
+@register_model
 def entries() -> list[ModelInfo]:
     out = []
     for name, summary, att, k, loss, reported in _VARIANTS:
@@ -328,8 +336,8 @@ def entries() -> list[ModelInfo]:
             name=name, paper="Kong et al. 2016, aesthetics ranking network (ECCV)",
             summary=summary, spec=SPEC, build=partial(KongNet, attributes=att, content_k=k),
             needs_weights=True, outputs=outputs, card="cards/kong.md",
-            extra={"family": "kong", "task": "regression", "loss": loss,
-                   "pairs": name != "kong-reg", "imagenet": "alexnet",
-                   "score_scale": (0.0, 1.0), "recipe": RECIPE, "reported": reported,
-                   "attributes": ATTRIBUTES if att else ()}))
+            training=TrainingSpec(
+                ("kong",), task="regression", loss=loss, pairs=name != "kong-reg",
+                imagenet="alexnet", score_scale=(0.0, 1.0), paper_settings=PAPER_SETTINGS,
+                reported=reported, attributes=tuple(ATTRIBUTES) if att else ())))
     return out

@@ -59,7 +59,15 @@ from torch import nn
 
 from framescore.errors import UsageError, WeightsError
 from framescore.models.kong import AlexNetTrunk
-from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo, View
+from framescore.models.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InputSpec,
+    ModelInfo,
+    TrainingSpec,
+    View,
+    register_model,
+)
 from framescore.models.weights import read_state_dict
 
 SIZE = 224
@@ -376,7 +384,7 @@ def average_over_views(model: nn.Module, views: torch.Tensor | Sequence[torch.Te
     return {k: v / len(views) for k, v in total.items()}
 
 
-RECIPE = {
+PAPER_SETTINGS = {
     "input": "view at 256 x 256, random 224 crop (+ horizontal flip); test: average of "
              "50 random views",
     "labels": "AVA binary, delta = 0 (high if mean >= 5)",
@@ -392,11 +400,13 @@ def _info(name: str, summary: str, build, spec: InputSpec, task: str, reported: 
           outputs: tuple[str, ...] = ("score", "prob_high", "logits"), **extra) -> ModelInfo:
     return ModelInfo(name=name, paper=_PAPER, summary=summary, spec=spec, build=build,
                      needs_weights=True, outputs=outputs, card="cards/rapid.md",
-                     extra={"family": "rapid", "task": task, "loss": "rapid_cross_entropy",
-                            "recipe": RECIPE, "reported": reported, "train_resize": TRAIN_RESIZE,
-                            "test_views": TEST_VIEWS, **extra})
+                     training=TrainingSpec(
+                         ("rapid",), task=task, loss="rapid_cross_entropy",
+                         paper_settings=PAPER_SETTINGS, reported=reported,
+                         train_resize=TRAIN_RESIZE, test_views=TEST_VIEWS, **extra))
 
 
+@register_model
 def entries() -> list[ModelInfo]:
     two = {"views": {"global": GLOBAL_SPEC, "local": LOCAL_SPEC}}
     return [
@@ -410,7 +420,7 @@ def entries() -> list[ModelInfo]:
               "binary", {"ava_accuracy": 71.20}, imagenet=None),
         _info("rapid-style", "SCNN style column: 14 AVA styles on local patches", StyleSCNN,
               LOCAL_SPEC, "style", {"style_map": 56.81},
-              outputs=("score", "style_probs", "logits"), imagenet=None, styles=STYLES),
+              outputs=("score", "style_probs", "logits"), imagenet=None, styles=tuple(STYLES)),
         _info("rapid-dcnn", "DCNN: global warp + local patch columns, one classifier", DCNN,
               GLOBAL_SPEC, "binary", {"ava_accuracy": 73.25}, imagenet=None, **two),
         _info("rapid-rdcnn-style", "RDCNN: DCNN + frozen style column (from rapid-style)",

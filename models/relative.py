@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from framescore.errors import UsageError
-from framescore.models.spec import IMAGENET_MEAN, InputSpec, ModelInfo
+from framescore.models.spec import IMAGENET_MEAN, InputSpec, ModelInfo, TrainingSpec, register_model
 
 SIZE = 224
 _UNIT = (1 / 255, 1 / 255, 1 / 255)
@@ -133,7 +133,7 @@ def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
     raise UsageError("relative-siamese trains from scratch and takes no ImageNet weights")
 
 
-RECIPE = {
+PAPER_SETTINGS = {
     "input": "warp to 224 and a local 224 patch, the training set's mean RGB subtracted",
     "pairs": "AVA: |mean1 - mean2| >= 1, both rating variances < 2.6, same semantic tag; "
              "20k train / 3k val pairs of unique images, 20k test pairs; standard: 7,670 "
@@ -144,6 +144,7 @@ RECIPE = {
 }
 
 
+@register_model
 def entries() -> list[ModelInfo]:
     return [ModelInfo(
         name="relative-siamese",
@@ -152,10 +153,10 @@ def entries() -> list[ModelInfo]:
                 "one channel scores one image",
         spec=SPEC, build=RelativeNet, needs_weights=True, outputs=("score", "prob_high"),
         card="cards/relative.md",
-        extra={"family": "relative", "task": "pairs", "loss": "relative_hinge_loss",
-               "imagenet": None, "views": {"global": SPEC, "local": LOCAL_SPEC},
-               "recipe": RECIPE,
-               "reported": {"pair_accuracy_own": 70.51, "pair_accuracy_standard": 76.77,
+        training=TrainingSpec(
+            ("relative",), task="pairs", loss="relative_hinge_loss", imagenet=None,
+            views={"global": SPEC, "local": LOCAL_SPEC}, paper_settings=PAPER_SETTINGS,
+            reported={"pair_accuracy_own": 70.51, "pair_accuracy_standard": 76.77,
                             "rapid_pair_accuracy_own": 62.21,
                             "rapid_pair_accuracy_standard": 65.87,
-                            "ava_accuracy_single_column": 71.60}})]
+                            "ava_accuracy_single_column": 71.60}))]

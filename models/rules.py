@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from framescore.models.spec import InputSpec
+from framescore.models.spec import InputSpec, register_model
 
 WEIGHTS = {"sharpness": 0.40, "exposure": 0.20, "contrast": 0.15, "colourfulness": 0.10,
            "cleanliness": 0.15}
@@ -108,6 +108,7 @@ def _measure(images: np.ndarray) -> dict[str, np.ndarray]:
             "colourfulness": colourfulness, "cleanliness": cleanliness}
 
 
+@register_model
 def entries() -> list:
     from framescore.models.spec import ModelInfo
 

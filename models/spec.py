@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -61,6 +61,41 @@ class Scorer(Protocol):
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """How :mod:`framescore.train` trains a model, and what its paper reports: the contract
+    between the zoo and the recipes (one recipe per paper family, ``framescore.train.recipes``).
+
+    ``recipes`` names the recipes that can train the model, the first being the one
+    ``framescore train MODEL`` uses (``--recipe`` picks another). The other fields say what
+    the paper's model is, for the recipe to build the matching data, loss and test.
+    """
+
+    recipes: tuple[str, ...]
+    task: str = ""                      # binary, style, pairs, regression, histogram, triplets...
+    loss: str = ""                      # the paper's loss, named as in framescore.train.losses
+    #: the paper's training settings (optimizer, lr, batch size...), the recipe's defaults
+    paper_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: the paper's figures by key (``framescore evaluate`` prints ours beside them)
+    reported: Mapping[str, Any] = field(default_factory=dict)
+    #: two-column nets: the input of each column ("global", "local"); None: ``spec`` alone
+    views: Mapping[str, InputSpec] | None = None
+    weighted: bool = False              # Jin: the loss weighs rare ratings up
+    pairs: bool = False                 # Kong: Siamese pairs with the rank loss
+    attributes: tuple[str, ...] = ()    # Kong: the attribute regressors
+    frozen: str = ""                    # RDCNN: the column kept fixed, in words
+    imagenet: str | None = None         # the ImageNet backbone the paper starts from
+    score_scale: tuple[float, float] | None = None   # the range of the paper's score
+    styles: tuple[str, ...] = ()        # RAPID's style column: the style names
+    train_resize: int = 0               # RAPID: the resize before the random crop
+    test_views: int = 0                 # RAPID: random views averaged per test image
+
+    @property
+    def recipe(self) -> str:
+        """The recipe ``framescore train`` uses by default."""
+        return self.recipes[0]
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """One registered model: what it is, what it takes, where its weights are.
 
@@ -87,8 +122,8 @@ class ModelInfo:
     score_meaning: str | None = None    # what the score means, when more than "higher is better"
     license: str | None = None          # the weights' licence, when known
     family: str = ""                    # the zoo module the entry comes from (set by the registry)
-    # training recipe settings (the recipes' contract, read by framescore.train)
-    extra: dict = field(default_factory=dict)
+    # how framescore.train trains it (None: not trainable)
+    training: TrainingSpec | None = None
     card: str | None = None             # model card file, relative to models/
     # frames a second the key-frames job scores when the user does not say (None: every frame)
     video_fps: float | None = 5.0
@@ -116,3 +151,27 @@ class ModelInfo:
         with torch.device("meta"):
             module = self.build()
         return sum(p.numel() for p in module.parameters())
+
+
+#: zoo module (``rules``, ``mobile``...) → the functions that build its registry entries
+BUILDERS: dict[str, list[Callable[[], ModelInfo | list[ModelInfo]]]] = {}
+
+
+def register_model(fn: Callable[[], ModelInfo | list[ModelInfo]]
+                   ) -> Callable[[], ModelInfo | list[ModelInfo]]:
+    """Decorator: ``fn`` builds registry entries (one :class:`ModelInfo` or a list) of the zoo
+    module it is defined in. The catalogue (:mod:`framescore.models.catalogue`) is written from
+    every registered builder of the modules it lists, and a test checks ``catalogue.json``
+    against them."""
+    family = fn.__module__.rsplit(".", 1)[-1]
+    BUILDERS.setdefault(family, []).append(fn)
+    return fn
+
+
+def registered(family: str) -> list[ModelInfo]:
+    """The entries of zoo module ``family`` (imported by the caller), in registration order."""
+    out: list[ModelInfo] = []
+    for fn in BUILDERS.get(family, ()):
+        made = fn()
+        out.extend(made if isinstance(made, list) else [made])
+    return out

@@ -29,7 +29,14 @@ import torch
 from torch import nn
 
 from framescore.errors import UsageError
-from framescore.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelInfo
+from framescore.models.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InputSpec,
+    ModelInfo,
+    TrainingSpec,
+    register_model,
+)
 from framescore.models.weights import load_torchvision_part
 from framescore.models.width import scaled
 
@@ -167,7 +174,7 @@ def load_imagenet_backbone(module: nn.Module, path: str | Path) -> nn.Module:
     return module
 
 
-RECIPE = {
+PAPER_SETTINGS = {
     "input": "whole image warped to 224 x 224, no crop, no augmentation",
     "optimizer": "sgd", "lr": 1e-5, "momentum": 0.9, "epochs": 20, "batch_size": 32,
     "our_choices": ("momentum", "batch_size"),
@@ -179,29 +186,32 @@ RECIPE = {
 _PAPER = "Jin et al. 2016, weighted CNNs (ICIP)"
 
 
+@register_model
 def entries() -> list[ModelInfo]:
     common = {"paper": _PAPER, "spec": SPEC, "needs_weights": True, "card": "cards/weighted.md"}
-    extra = {"family": "jin", "imagenet": "vgg16", "score_scale": (1.0, 10.0), "recipe": RECIPE}
+    jin = {"imagenet": "vgg16", "score_scale": (1.0, 10.0), "paper_settings": PAPER_SETTINGS}
     return [
         ModelInfo(name="jin-wmse", summary="VGG16 regression of the mean rating, weighted MSE",
                   build=JinRegression,
-                  extra={**extra, "task": "regression", "loss": "weighted_mse",
-                         "weighted": True,
-                         "reported": {"mse_rs": 0.4847, "mse_ed": 0.9754,
-                                      "range": (2.06, 7.53)}},
+                  training=TrainingSpec(
+                      ("jin",), task="regression", loss="weighted_mse", weighted=True,
+                      reported={"mse_rs": 0.4847, "mse_ed": 0.9754, "range": (2.06, 7.53)},
+                      **jin),
                   **common),
         ModelInfo(name="jin-mse", summary="VGG16 regression of the mean rating, plain MSE",
                   build=JinRegression,
-                  extra={**extra, "task": "regression", "loss": "mse", "weighted": False,
-                         "reported": {"mse_rs": 0.3373, "mse_ed": 1.3951,
-                                      "range": (3.54, 6.46)}},
+                  training=TrainingSpec(
+                      ("jin",), task="regression", loss="mse", weighted=False,
+                      reported={"mse_rs": 0.3373, "mse_ed": 1.3951, "range": (3.54, 6.46)},
+                      **jin),
                   **common),
         ModelInfo(name="jin-histogram",
                   summary="VGG16 → 10-bin rating histogram (weighted χ²); score = mean, std",
                   build=JinHistogram, outputs=("score", "histogram", "std"),
-                  extra={**extra, "task": "histogram", "loss": "weighted_chi2",
-                         "weighted": True,
-                         "reported": {"mse_rs": 0.6358, "mse_ed": 1.0109,
-                                      "rmser_rs": 26.75, "rmser_ed": 19.57}},
+                  training=TrainingSpec(
+                      ("jin",), task="histogram", loss="weighted_chi2", weighted=True,
+                      reported={"mse_rs": 0.6358, "mse_ed": 1.0109, "rmser_rs": 26.75,
+                                "rmser_ed": 19.57},
+                      **jin),
                   **common),
     ]

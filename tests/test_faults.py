@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framescore import faults
 from framescore.models.rules import measure
 from framescore.samples import photo
+from framescore.train import faults
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framescore.apps import hints
 from framescore.cli import main
 from framescore.errors import DataError
 from framescore.samples import photo, photo_paths
 from framescore.scorers.rules import RulesScorer
-from framescore.train import fault_eval
+from framescore.train import fault_eval, hints
 
 FAULTS = ["gaussian_blur", "noise"]
 
@@ -211,29 +210,14 @@ def test_samples_exist():
     assert len(photo_paths()) >= 5
 
 
-def test_fault_eval_cli_pairs_each_weights_file_with_the_model_before_it(photo_dir, tmp_path,
-                                                                         capsys):
-    """``-w`` belongs to the ``-m`` just before it, wherever a weight-less model stands, and
-    two columns of one model are told apart by their weights file."""
-    from pathlib import Path
 
-    import framescore.models
 
-    data = tmp_path / "h"
-    hints.build([photo_dir], data, seed=0, variants=1, size=32, long_side=64,
-                fault_names=FAULTS, holdout=0.4)
-    weights = str(Path(framescore.models.__file__).parent / "mobile_aesthetic.pt")
-    argv = [str(data), "-m", "framescore-mobile", "-w", weights, "-m", "rules",
-            "-m", "framescore-mobile", "-w", weights, "--repeats", "1", "--json", "--cross"]
-    assert fault_eval.main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert [r["model"] for r in rows] == [f"framescore-mobile ({weights})", "rules",
-                                          f"framescore-mobile ({weights})"]
-    assert rows[0]["per_fault"] == rows[2]["per_fault"]          # the same weights, twice
-    assert rows[0]["cross_photo"] == rows[2]["cross_photo"]
-    assert rows[1]["per_fault"] != rows[0]["per_fault"]          # rules got no weights
-    for bad in (["-w", weights, "-m", "rules"], ["-m", "rules", "-w", "a", "-w", "b"]):
-        with pytest.raises(SystemExit) as exc:
-            fault_eval.main([str(data), *bad])
-        assert exc.value.code == 2
-    assert "right after the --model" in capsys.readouterr().err
+def test_data_with_workers_ends_without_a_traceback(photo_dir, tmp_path, capfd):
+    """The render processes are ended after the last render: the command line's signal
+    handlers, inherited by the forked workers, used to print a traceback from each idle one."""
+    for k in range(3):      # a race (where each idle worker is when the pool ends): thrice
+        argv = ["data", str(photo_dir), "--out", str(tmp_path / f"h{k}"), "--variants", "1",
+                "--size", "32", "--long-side", "64", "--workers", "6", "-q"]
+        assert main(argv) == 0
+        assert "Traceback" not in capfd.readouterr().err
+        assert (tmp_path / f"h{k}" / "images.npy").is_file()

@@ -63,10 +63,11 @@ def reduced(name: str, width: float) -> ModelInfo:
     return replace(info, build=partial(info.build, width=width))
 
 
-def learn(name: str, root: Path, run: Path, *overrides: str, info: ModelInfo | None = None):
-    """Train ``name`` on ``root`` with the fast settings; returns (recipe, model, ctx,
-    figures by key, fit result)."""
-    base, cls = recipe_class(name)
+def learn(name: str, root: Path, run: Path, *overrides: str, info: ModelInfo | None = None,
+          recipe: str | None = None):
+    """Train ``name`` on ``root`` with the fast settings (its recipe ``recipe``, default its
+    own); returns (recipe, model, ctx, figures by key, fit result)."""
+    base, cls = recipe_class(name, recipe)
     info = info or base
     config = resolve(cls.options(info), overrides=[*FAST, *overrides])
     recipe = cls(name, info, config, root)
@@ -126,7 +127,7 @@ def test_arod_triplets_order_the_norms(tmp_path):
     _, _, _, figures, _ = learn(
         "framescore-mobile", root, tmp_path / "run", "size=64", "pretrained=true",
         "freeze=[\"backbone\"]", "epochs=3", "steps_per_epoch=50", "batch_size=8",
-        "lr=1e-3", "test_fraction=0.2")
+        "lr=1e-3", "test_fraction=0.2", recipe="arod")
     rho = figures["spearman"].ours
     pair = figures["pair_accuracy"].ours
     print(f"arod recipe (mobile): rho {rho:.3f}, pair accuracy {pair:.1f} %")

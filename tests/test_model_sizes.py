@@ -104,8 +104,9 @@ def test_weights_fit_the_size_they_were_built_for() -> None:
     assert torch.equal(again.eval()(x)["logits"], small.eval()(x)["logits"])
 
 
-@pytest.mark.parametrize("name", sorted(n for n, info in REGISTRY.items()
-                                        if info.extra.get("family") in ("rapid", "relative")))
+@pytest.mark.parametrize("name", sorted(
+    n for n, info in REGISTRY.items()
+    if info.training and info.training.recipe in ("rapid", "relative")))
 def test_the_registry_builds_the_paper_size(name: str) -> None:
     """The registry's net (no size given) is the 224 one: same keys and shapes, so weights
     saved before the size option load strictly (checked on the meta device: no memory)."""

@@ -108,9 +108,44 @@ def test_every_paper_model_is_registered_with_card_and_recipe() -> None:
         assert info.card and (MODELS_DIR / info.card).is_file(), name
         card = (MODELS_DIR / info.card).read_text()
         assert f"framescore train {name} --data ROOT --out RUN" in card, name
-        assert info.extra["family"] in ("rapid", "relative", "kong", "jin")
-        assert info.extra["recipe"] and "reported" in info.extra
+        assert info.training.recipe in ("rapid", "relative", "kong", "jin")
+        assert info.training.paper_settings and isinstance(info.training.reported, dict)
         assert info.outputs[0] == "score"
+
+
+def test_every_zoo_module_registers_its_entries_with_a_typed_training_spec() -> None:
+    from framescore.models import catalogue
+    from framescore.models.registry import family_of
+    from framescore.models.spec import BUILDERS, ModelInfo, TrainingSpec, register_model
+    from framescore.train.recipes import RECIPES
+
+    records = catalogue.records()          # imports every zoo module: their builders register
+    assert all(BUILDERS.get(family) for family in catalogue.FAMILIES)
+    names = [r["name"] for r in records]
+    assert len(names) == len(set(names)) == len(REGISTRY)
+    for name in names:
+        info = get(name)
+        assert family_of(info) == catalogue.read()[name].family
+        if info.training is not None:
+            assert isinstance(info.training, TrainingSpec)
+            assert info.training.recipes and set(info.training.recipes) <= set(RECIPES), name
+    mobile = get("framescore-mobile")
+    assert family_of(mobile) == "mobile" and mobile.training.recipe == "hints"
+    assert get("rules").training is None
+    # the decorator files a builder under its module's name, one entry or a list
+    before = dict(BUILDERS)
+    try:
+        @register_model
+        def one() -> ModelInfo:
+            return get("rules")
+
+        assert BUILDERS["test_models_zoo"] == [one]
+        from framescore.models.spec import registered
+
+        assert [m.name for m in registered("test_models_zoo")] == ["rules"]
+    finally:
+        BUILDERS.clear()
+        BUILDERS.update(before)
 
 
 def test_arod_has_a_card_that_names_the_papers_ava_protocol() -> None:
@@ -160,7 +195,7 @@ def test_style_column_outputs_and_loss() -> None:
     probs = torch.softmax(out["logits"], 1)
     assert torch.allclose(out["style_probs"], probs)
     assert torch.allclose(out["score"], probs.max(1).values)
-    assert len(get("rapid-style").extra["styles"]) == 14
+    assert len(get("rapid-style").training.styles) == 14
     loss = rapid_cross_entropy(out["logits"], torch.tensor([0, 13]))
     assert loss.item() == pytest.approx(-probs[[0, 1], [0, 13]].log().mean().item(), rel=1e-5)
     loss.backward()                                  # the style column trains on this loss

@@ -388,15 +388,23 @@ def test_overrides_parse_toml_values():
 
 
 def test_every_trainable_model_has_valid_defaults():
-    from framescore.train.recipes import trainable_models
+    from framescore.errors import UsageError
+    from framescore.models.registry import get
+    from framescore.train.recipes import recipe_names, trainable_models
 
     names = trainable_models()
     assert {"rapid-scnn", "rapid-dcnn", "relative-siamese", "kong-reg", "kong-full",
-            "arod-resnet50", "jin-wmse", "jin-histogram"} <= set(names)
+            "arod-resnet50", "jin-wmse", "jin-histogram", "framescore-mobile"} <= set(names)
     for name in names:
-        options = options_for(name)
-        config = resolve(options)  # every default passes its own checks
-        assert config["data_format"] == options["data_format"].choices[0]
+        for recipe in recipe_names(get(name)):
+            options = options_for(name, recipe)
+            config = resolve(options)  # every default passes its own checks
+            assert config["data_format"] == options["data_format"].choices[0]
+    assert recipe_names(get("framescore-mobile")) == ("hints", "arod")
+    with pytest.raises(UsageError, match="not trained with recipe 'jin'"):
+        options_for("framescore-mobile", "jin")
+    with pytest.raises(UsageError, match="has no training recipe"):
+        options_for("rules")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,10 +624,13 @@ SMOKE = {  # model: (dataset, size, extra settings)
 def test_every_recipe_trains_a_step_and_tests(name, datasets, tmp_path):
     kind, size, extra = SMOKE[name]
     name, _, data_format = name.partition("@")
-    config = resolve(options_for(name), overrides=[
+    # framescore-mobile's own recipe (hints) has tests of its own (test_hints_recipe.py); here
+    # its second one, AROD's, on AROD / AVA / folder data
+    recipe_name = "arod" if name == "framescore-mobile" else None
+    config = resolve(options_for(name, recipe_name), overrides=[
         f"size={size}", "batch_size=2", "epochs=1", "steps_per_epoch=1", "workers=0",
         "eval_batch_size=8", "test_at_end=false", *extra])
-    recipe = make_recipe(name, config, datasets[kind])
+    recipe = make_recipe(name, config, datasets[kind], recipe_name)
     recipe.ensure_loaded()
     model = recipe.build_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -630,7 +641,7 @@ def test_every_recipe_trains_a_step_and_tests(name, datasets, tmp_path):
     ctx = loop.Context(loop.Dispatch(model), torch.device("cpu"), False, False)
     figures = recipe.test(model, ctx)
     assert figures and all(f.metric for f in figures)
-    reported = (recipe.info.extra.get("reported") or {})
+    reported = recipe.info.training.reported
     if data_format == "ava" and name.startswith("kong"):
         assert {"spearman", "ava_accuracy"} <= {f.key for f in figures}
     if data_format == "ava" and name == "framescore-mobile":

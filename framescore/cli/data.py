@@ -72,10 +72,10 @@ def command(
     import shutil
     from pathlib import Path
 
-    from framescore.apps import hints
     from framescore.cli.common import progress_bar
     from framescore.errors import UsageError
     from framescore.samples import photo_paths
+    from framescore.train import hints
 
     sources = list(photos or [])
     if samples:

@@ -14,8 +14,9 @@ DESCRIPTION = (
     "Evaluate trained weights on a dataset's test split with the paper's protocol (accuracy, "
     "pair accuracy, Spearman, Pearson, MSE, RMSER, score range) and print our figures beside "
     "the paper's. The split and settings are those stored in a `framescore train` checkpoint. "
-    "--protocol faults: pair accuracy per fault type on held-out photos (a `framescore data` "
-    "folder or any folder of photos), beside the rules scorer.")
+    "--faults (= --protocol faults): pair accuracy per fault type on held-out photos (a "
+    "`framescore data` folder or any folder of photos), beside the rules scorer or the "
+    "--compare scorers; --cross adds the cross-photo row.")
 FAULTS = "Faults protocol"
 
 
@@ -31,6 +32,8 @@ def command(
     protocol: Annotated[Literal["paper", "faults"], typer.Option(
         help="paper: the paper's test split and metrics; faults: the fault-type table on "
              "held-out photos")] = "paper",
+    faults: Annotated[bool, typer.Option(
+        "--faults", rich_help_panel=FAULTS, help="the same as --protocol faults")] = False,
     config: Annotated[str | None, typer.Option(
         "--config", "-c", metavar="FILE", show_default=False,
         help="settings file changing the stored training settings (data_format, "
@@ -41,8 +44,17 @@ def command(
     device: Annotated[Device, typer.Option(help="where the model runs (auto = CUDA when "
                                                 "present)")] = "auto",
     compare: Annotated[list[str] | None, typer.Option(
-        metavar="NAME", rich_help_panel=FAULTS, show_default=False,
-        help="other scorers in the table (repeatable; default: rules)")] = None,
+        "--compare", "-m", metavar="NAME[=WEIGHTS]", rich_help_panel=FAULTS,
+        show_default=False,
+        help="another scorer in the table: a registry name or .onnx file, with =FILE for "
+             "other weights than its own (repeatable; default: rules)")] = None,
+    cross: Annotated[bool, typer.Option(
+        "--cross", rich_help_panel=FAULTS,
+        help="also: each held-out photo's clean image against every other one at full "
+             "damage (faults other than tilt and framing)")] = False,
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", rich_help_panel=FAULTS,
+        help="print the table as Markdown (for model cards)")] = False,
     repeats: Annotated[int, typer.Option(
         min=1, rich_help_panel=FAULTS,
         help="draws of each fault per photo: whole, then mirrored crops")] = 2,
@@ -60,19 +72,34 @@ def command(
         if not (quiet or json):
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
+    from framescore.errors import UsageError
+    from framescore.train.evaluate import compared
+
+    if faults:
+        protocol = "faults"
+    if (cross or markdown or compare) and protocol != "faults":
+        raise UsageError("--compare, --cross and --markdown belong to the faults protocol "
+                         "(add --faults)")
     others = compare if compare else ["rules"]
+    for text in others:
+        compared(text)     # a malformed value fails before any work
     result = evaluate(model, weights or _bundled(model), data, config_file=config,
                       overrides=list(overrides or []), device=device, protocol=protocol,
-                      seed=seed, repeats=repeats, compare=others, log=log)
+                      seed=seed, repeats=repeats, compare=others, cross=cross, log=log)
     if json:
         from framescore.cli.common import print_json
 
         print_json(result.as_dict())
         return 0
     if result.protocol == "faults":
-        from framescore.train.fault_eval import print_table
+        from framescore.train.fault_eval import markdown_table, print_table
 
-        print_table(result.fault_tables)
+        if markdown:
+            print(markdown_table(result.fault_tables), end="")
+        else:
+            print_table(result.fault_tables)
+        for c in result.cross_tables:
+            print(f"cross-photo {c.name}: {100 * c.accuracy:.1f} % of {c.pairs} pairs")
     else:
         print_figures(result)
     log(f"{result.seconds:.1f} s")

@@ -29,6 +29,10 @@ def command(
         help="dataset root, in the dataset's own layout (see docs/training.md)")] = None,
     out: Annotated[str | None, typer.Option("--out", "-o", metavar="RUN", show_default=False,
                                             help="run folder")] = None,
+    recipe: Annotated[str | None, typer.Option(
+        metavar="NAME", show_default=False,
+        help="train with another of the model's recipes (default: its own; "
+             "framescore-mobile: hints, or arod on AROD/AVA data)")] = None,
     config: Annotated[str | None, typer.Option(
         "--config", "-c", metavar="FILE", show_default=False,
         help="settings file (.toml, or .yaml with PyYAML) overriding the defaults")] = None,
@@ -46,6 +50,10 @@ def command(
     show_config: Annotated[bool, typer.Option(
         "--show-config",
         help="print the resolved settings (with their meaning) and exit")] = False,
+    threads: Annotated[int | None, typer.Option(
+        min=1, show_default=False,
+        help="CPU threads of torch (default: torch's own choice; on a shared CPU also set "
+             "OMP_WAIT_POLICY=PASSIVE)")] = None,
     json: Annotated[bool, typer.Option(
         "--json",
         help="print the summary (and test figures) as JSON on stdout")] = False,
@@ -54,10 +62,33 @@ def command(
 ) -> int:
     from types import SimpleNamespace
 
-    args = SimpleNamespace(model=model, data=data, out=out, config=config,
+    args = SimpleNamespace(model=model, data=data, out=out, config=config, recipe=recipe,
                               overrides=list(overrides or []), resume=resume, force=force,
-                              device=device, show_config=show_config, json=json, quiet=quiet)
+                              device=device, show_config=show_config, json=json, quiet=quiet,
+                              threads=threads)
     return run(args)
+
+
+def _recipe_name(args: SimpleNamespace, out: Path | None) -> str | None:
+    """The recipe asked for, or on ``--resume`` the one the run was started with."""
+    asked = getattr(args, "recipe", None)
+    if not (args.resume and out is not None):
+        return asked
+    import json
+
+    from framescore.train.loop import RUN_JSON
+
+    try:
+        run = json.loads((out / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        run = {}
+    # a run of another model is refused with its own message (_resolve_config)
+    started = run.get("recipe") if run.get("model") == args.model else None
+    if asked and started and asked != started:
+        from framescore.errors import UsageError
+
+        raise UsageError(f"{out} was trained with recipe {started!r}, not {asked!r}")
+    return asked or started
 
 
 def _resolve_config(args: SimpleNamespace, options: dict, out: Path | None) -> dict:
@@ -94,8 +125,9 @@ def run(args: SimpleNamespace) -> int:
     from framescore.train.config import describe, to_toml
     from framescore.train.recipes import make_recipe, options_for
 
-    options = options_for(args.model)
     out = Path(args.out).expanduser() if args.out else None
+    recipe_name = _recipe_name(args, out)
+    options = options_for(args.model, recipe_name)
     config = _resolve_config(args, options, out)
     if args.show_config:
         print(f"# settings of {args.model} (KEY = value   meaning)")
@@ -122,7 +154,13 @@ def run(args: SimpleNamespace) -> int:
         if talk:
             print(f"framescore: {message}", file=sys.stderr, flush=True)
 
-    recipe = make_recipe(args.model, config, root)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    recipe = make_recipe(args.model, config, root, recipe_name)
+    recipe.run_dir = out
+    recipe.say = log
     recipe.check()
     recipe.ensure_loaded()
     for line in recipe.summary:
@@ -132,7 +170,7 @@ def run(args: SimpleNamespace) -> int:
     _barrier(dist_info)
     loop.seed_everything(loop.epoch_seed(config["seed"], -2))
     model = recipe.build_model()
-    meta = {"model": args.model, "family": recipe.family, "data": str(root.resolve()),
+    meta = {"model": args.model, "recipe": recipe.family, "data": str(root.resolve()),
             "config": config, "spec": {"height": recipe.spec.height,
                                         "width": recipe.spec.width, "view": recipe.spec.view},
             "framescore": __version__}

@@ -90,8 +90,13 @@ COMMON: dict[str, Option] = {
     "lr_schedule": Option("plateau", str, "none; step (x lr_gamma every lr_step epochs); "
                           "plateau (x lr_gamma when validation stalls for plateau_patience "
                           "epochs); plateau-train (the same when the training loss stops "
-                          "falling); cosine (to 0 over the epochs)",
-                          choices=("none", "step", "plateau", "plateau-train", "cosine")),
+                          "falling); cosine (to 0 over the epochs); warmup-cosine (per "
+                          "step: linear warm-up over warmup_steps, then a cosine decay to 2 % "
+                          "of lr at the last step)",
+                          choices=("none", "step", "plateau", "plateau-train", "cosine",
+                                   "warmup-cosine")),
+    "warmup_steps": Option(0, int, "steps of linear warm-up of the warmup-cosine schedule",
+                           check=at_least(0)),
     "lr_step": Option(10, int, "epochs between steps of the 'step' schedule",
                       check=at_least(1)),
     "lr_gamma": Option(0.1, float, "factor of the step / plateau schedules",

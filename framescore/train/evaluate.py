@@ -40,6 +40,7 @@ class Evaluation:
     protocol: str
     figures: list[Figure] = field(default_factory=list)
     fault_tables: list[Any] = field(default_factory=list)
+    cross_tables: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -51,6 +52,8 @@ class Evaluation:
             out["figures"] = [f.as_dict() for f in self.figures]
         else:
             out["fault_tables"] = [t.as_dict() for t in self.fault_tables]
+            for row, cross in zip(out["fault_tables"], self.cross_tables, strict=False):
+                row["cross_photo"] = {"accuracy": cross.accuracy, "pairs": cross.pairs}
         return out
 
 
@@ -66,6 +69,17 @@ def trained_config(name: str, weights: str | Path) -> dict[str, Any] | None:
     return None
 
 
+def trained_recipe(name: str, weights: str | Path) -> str | None:
+    """The recipe a checkpoint of ``framescore train`` was trained with (None for other files,
+    or when it was trained for another model: the model's own recipe then)."""
+    from framescore.train.loop import checkpoint_meta
+    from framescore.train.recipes import RECIPES
+
+    meta = checkpoint_meta(weights)
+    recipe = meta.get("recipe", meta.get("family"))    # "family": checkpoints before 2026-12
+    return recipe if meta.get("model") == name and recipe in RECIPES else None
+
+
 def prepare(name: str, weights: str | Path, root: str | Path | None,
             config_file: str | Path | None = None, overrides: Sequence[str] = ()) -> tuple[
                 Recipe, torch.nn.Module]:
@@ -75,12 +89,12 @@ def prepare(name: str, weights: str | Path, root: str | Path | None,
     from framescore.train.config import resolve
     from framescore.train.recipes import recipe_class
 
-    info, cls = recipe_class(name)
     weights = Path(weights).expanduser()
     if not weights.is_file():
         from framescore.errors import WeightsError
 
         raise WeightsError(f"{weights}: weights file not found")
+    info, cls = recipe_class(name, trained_recipe(name, weights))
     config = resolve(cls.options(info), config_file, overrides, what=name,
                      base=trained_config(name, weights))
     recipe = cls(name, info, config, root)
@@ -93,7 +107,7 @@ def prepare(name: str, weights: str | Path, root: str | Path | None,
 def evaluate(name: str, weights: str | Path, root: str | Path, *,
              config_file: str | Path | None = None, overrides: Sequence[str] = (),
              device: str = "auto", protocol: str = "paper", seed: int = 0, repeats: int = 2,
-             compare: Sequence[str] = ("rules",),
+             compare: Sequence[str] = ("rules",), cross: bool = False,
              log: Callable[[str], None] | None = None,
              on_draw: Callable[[int], None] | None = None) -> Evaluation:
     """Evaluate model ``name`` with ``weights`` on the dataset at ``root``."""
@@ -112,8 +126,9 @@ def evaluate(name: str, weights: str | Path, root: str | Path, *,
                             config_file, overrides)
     result = Evaluation(name, str(weights), str(root_path), protocol)
     if protocol == "faults":
-        result.fault_tables = fault_tables(recipe, model, root_path, dev, seed, repeats,
-                                           compare, on_draw)
+        result.fault_tables, result.cross_tables = fault_tables(
+            recipe, model, root_path, dev, seed, repeats, compare, on_draw, cross,
+            label=_label(name, weights, compare))
         result.seconds = time.perf_counter() - started
         return result
     recipe.ensure_loaded()
@@ -134,8 +149,7 @@ def evaluate(name: str, weights: str | Path, root: str | Path, *,
 def held_out(root: Path) -> list[str]:
     """The evaluation photos of ``root``: the held-out photos of a ``framescore data`` folder
     (it has a manifest), else every photo under the folder."""
-    from framescore.apps import hints
-    from framescore.train import fault_eval
+    from framescore.train import fault_eval, hints
 
     if (root / "manifest.json").is_file():
         return fault_eval.held_out_photos(root)
@@ -145,19 +159,48 @@ def held_out(root: Path) -> list[str]:
     return photos
 
 
+def compared(text: str) -> tuple[str, str | None]:
+    """A ``--compare`` value: ``NAME`` (a registry name or .onnx file, its own weights) or
+    ``NAME=WEIGHTS``."""
+    name, sep, weights = text.partition("=")
+    if not name.strip() or (sep and not weights.strip()):
+        raise UsageError(f"--compare {text!r}: expected NAME or NAME=WEIGHTS")
+    return name.strip(), weights.strip() if sep else None
+
+
+def _label(name: str, weights: str | Path, compare: Sequence[str]) -> str:
+    """The model's column: its name, with its weights file where a compared scorer has the
+    same name."""
+    if any(compared(c)[0] == name for c in compare):
+        return f"{name} ({weights})"
+    return name
+
+
 def fault_tables(recipe: Recipe, model: torch.nn.Module, root: Path, device: torch.device,
                  seed: int, repeats: int, compare: Sequence[str],
-                 on_draw: Callable[[int], None] | None = None) -> list[Any]:
+                 on_draw: Callable[[int], None] | None = None, cross: bool = False,
+                 label: str | None = None) -> tuple[list[Any], list[Any]]:
     """The fault-type tables of the model (at its trained input size) and the ``compare``
-    scorers on the held-out photos of ``root``."""
+    scorers (``NAME`` or ``NAME=WEIGHTS``) on the held-out photos of ``root``, and with
+    ``cross`` their cross-photo tables (:func:`framescore.train.fault_eval.cross_photo`)."""
     from framescore.scorers import load_scorer
     from framescore.scorers.torch import TorchScorer
     from framescore.train import fault_eval
 
     photos = held_out(root)
-    scorers = [TorchScorer(recipe.name, model, recipe.spec, device=device)]
-    scorers += [load_scorer(other, None, device) for other in compare]
-    return fault_eval.evaluate(scorers, photos, seed, repeats, on_draw=on_draw)
+    scorers = [TorchScorer(label or recipe.name, model, recipe.spec, device=device)]
+    names = [label or recipe.name]
+    for text in compare:
+        other, weights = compared(text)
+        scorers.append(load_scorer(other, weights, device))
+        names.append(f"{other} ({weights})" if weights else other)
+    tables = fault_eval.evaluate(scorers, photos, seed, repeats, on_draw=on_draw)
+    crosses = fault_eval.cross_photo(scorers, photos, seed) if cross else []
+    for table, name in zip(tables, names, strict=True):
+        table.name = name
+    for table, name in zip(crosses, names, strict=False):
+        table.name = name
+    return tables, crosses
 
 
 # ---------------------------------------------------------------------------------------------

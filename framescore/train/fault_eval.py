@@ -1,10 +1,10 @@
 """Held-out photos x fault types: how often a scorer ranks the less damaged image first.
 
-For every held-out photo (loaded as :func:`framescore.apps.hints.load_photo` does for
-training: long side 480), every fault of :data:`framescore.faults.FAULTS` and ``repeats``
+For every held-out photo (loaded as :func:`framescore.train.hints.load_photo` does for
+training: long side 480), every fault of :data:`framescore.train.faults.FAULTS` and ``repeats``
 independent draws, the photo is rendered at the severities ``(0, 1/3, 2/3, 1)``; 0 is the
 clean photo. Repeat 0 takes the whole photo; every further repeat takes a view of its own, as
-training's :func:`framescore.apps.hints.variant` does (mirrored at random, a 90–100 % crop),
+training's :func:`framescore.train.hints.variant` does (mirrored at random, a 90–100 % crop),
 and its own draw of the fault's random choices (blur path, crop corner, noise...). So faults
 with no random choice (exposure, contrast, colour, fades) also get a different image at every
 repeat, not the same renders counted twice. Every pair of two different severities of one
@@ -21,7 +21,6 @@ seeded by ``(seed, photo hash, fault, repeat)``, so a table is reproducible.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from framescore import faults as faultlib
-from framescore.apps import hints
 from framescore.errors import DataError
 from framescore.hashing import sha256_of
 from framescore.models.spec import Scorer
 from framescore.preprocess import view
+from framescore.train import faults as faultlib
+from framescore.train import hints
 
 SEVERITIES = (0.0, 1 / 3, 2 / 3, 1.0)
 
@@ -233,84 +232,3 @@ def markdown_table(tables: Sequence[FaultTable]) -> str:
              "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(lines) + "\n"
-
-
-class _ModelAction(argparse.Action):
-    """``--model NAME``: a new (name, weights) entry, weights None until a ``--weights``."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (value, None)])
-
-
-class _WeightsAction(argparse.Action):
-    """``--weights FILE``: the weights of the ``--model`` just before it."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        models = list(getattr(namespace, self.dest))
-        if not models or models[-1][1] is not None:
-            parser.error(f"--weights {value}: give it right after the --model it is for")
-        models[-1] = (models[-1][0], value)
-        setattr(namespace, self.dest, models)
-
-
-def _labels(specs: Sequence[tuple[str, str | None]]) -> list[str]:
-    """Column names: the model's name, with its weights file where a name comes twice."""
-    names = [n for n, _ in specs]
-    return [f"{n} ({w})" if w is not None and names.count(n) > 1 else n for n, w in specs]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m framescore.train.fault_eval DATA --model NAME ...``: print the table."""
-    import json
-    import sys
-
-    from framescore.errors import FramescoreError
-    from framescore.scorers import load_scorer
-
-    p = argparse.ArgumentParser(prog="python -m framescore.train.fault_eval",
-                                description="pair accuracy per fault on held-out photos")
-    p.add_argument("data", help="hints folder made by `framescore data` (its held-out photos)")
-    p.add_argument("--model", "-m", action=_ModelAction, dest="models", default=[],
-                   help="registry name or .onnx (repeatable; default: the default model, rules)")
-    p.add_argument("--weights", "-w", action=_WeightsAction, dest="models",
-                   help="weights for the --model just before it (repeatable, one per --model)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--markdown", action="store_true")
-    p.add_argument("--cross", action="store_true",
-                   help="also: clean photo over another photo at full damage (see cross_photo)")
-    args = p.parse_args(argv)
-    try:
-        from framescore.models.registry import default_model
-
-        specs = args.models or [(default_model(), None), ("rules", None)]
-        scorers = [load_scorer(n, w, "cpu") for n, w in specs]
-        photos = held_out_photos(args.data)
-        tables = evaluate(scorers, photos, args.seed, args.repeats)
-        crosses = cross_photo(scorers, photos, args.seed) if args.cross else []
-        labels = _labels(specs)
-        for table, label in zip(tables, labels, strict=True):
-            table.name = label
-        for cross, label in zip(crosses, labels, strict=False):   # none without --cross
-            cross.name = label
-    except FramescoreError as exc:
-        print(f"fault_eval: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        rows = [t.as_dict() for t in tables]
-        for row, c in zip(rows, crosses, strict=False):
-            row["cross_photo"] = {"accuracy": c.accuracy, "pairs": c.pairs}
-        print(json.dumps(rows, indent=1))
-    elif args.markdown:
-        print(markdown_table(tables), end="")
-    else:
-        print_table(tables)
-    if not args.json:
-        for c in crosses:
-            print(f"cross-photo {c.name}: {100 * c.accuracy:.1f} % of {c.pairs} pairs")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -42,7 +42,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from framescore.errors import OutputError, UsageError, WeightsError
 from framescore.outputs import write_text_atomic
@@ -123,6 +129,10 @@ class Task(Protocol):
 
     def train_mode(self, model: nn.Module) -> None:
         """Put the model in training mode (frozen parts may stay in eval mode)."""
+
+    def prepare(self, model: nn.Module, ctx: Context) -> None:
+        """Once before training, fresh or resumed (after :meth:`start`): e.g. compute or load
+        a cache of a frozen part's outputs."""
 
 
 class Dispatch(nn.Module):
@@ -253,7 +263,57 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Mapping[str, Any]) 
             patience=config["plateau_patience"])
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    if kind == "warmup-cosine":
+        if not config["steps_per_epoch"]:
+            raise UsageError("the warmup-cosine schedule counts steps: set steps_per_epoch")
+        return WarmupCosine(optimizer, config["lr"], config.get("warmup_steps", 0),
+                            config["epochs"] * config["steps_per_epoch"])
     return None
+
+
+class WarmupCosine:
+    """The ``warmup-cosine`` schedule, set per optimizer step: a linear warm-up over
+    ``warmup`` steps, then a cosine decay to 2 % of the rate at step ``total``. Each parameter
+    group runs at that rate × its ``lr_scale`` (1 when it has none): a recipe can let a
+    pretrained body learn slower than its new layers."""
+
+    FLOOR = 0.02
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr: float, warmup: int,
+                 total: int) -> None:
+        self.optimizer = optimizer
+        self.lr, self.warmup, self.total = lr, warmup, total
+        self.last_step = 0
+        self._apply()
+
+    def rate(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        t = (step - self.warmup) / max(1, self.total - self.warmup)
+        return self.lr * (self.FLOOR + (1 - self.FLOOR) * 0.5 *
+                          (1 + math.cos(math.pi * min(1.0, t))))
+
+    def _apply(self) -> None:
+        lr = self.rate(self.last_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+
+    def step(self) -> None:
+        """After an optimizer step: the rate of the next one."""
+        self.last_step += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_step": self.last_step}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.last_step = int(state["last_step"])
+        self._apply()
+
+
+#: schedules stepped after every optimizer step (the others once an epoch)
+STEP_SCHEDULES = ("warmup-cosine",)
 
 
 def epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
@@ -511,10 +571,15 @@ def _loader(dataset: Dataset, config: Mapping[str, Any], dist_info: Dist, epoch:
     gen = torch.Generator().manual_seed(seed)
     if dist_info.active:
         sampler: Any = DistributedSampler(dataset, num_replicas=dist_info.world,
-                                          rank=dist_info.rank, shuffle=True,
+                                          rank=dist_info.rank,
+                                          shuffle=not getattr(dataset, "in_order", False),
                                           seed=config["seed"], drop_last=False)
         sampler.set_epoch(epoch * 1000 + pass_no)
         share = len(sampler)
+    elif getattr(dataset, "in_order", False):
+        # the task drew the epoch's order itself (seeded): keep it
+        sampler = SequentialSampler(dataset)
+        share = len(dataset)
     else:
         sampler = RandomSampler(dataset, generator=gen)
         share = len(dataset)
@@ -603,6 +668,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
     optimizer = make_optimizer(task.trainable(model), config)
     scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    per_step = config["lr_schedule"] in STEP_SCHEDULES
 
     start_epoch = 0
     history: list[dict[str, Any]] = []
@@ -633,6 +699,10 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
         seed_everything(epoch_seed(config["seed"], -1))
         task.start(model, ctx)
 
+    prepare = getattr(task, "prepare", None)
+    if prepare is not None:
+        prepare(model, ctx)
+
     elapsed_before = float(history[-1].get("time_s", 0.0)) if history else 0.0
     writer = _tensorboard(run_dir) if main else None
     bar = _Bar(progress and main)
@@ -642,7 +712,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
     run_info = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "device": str(device), "world_size": dist_info.world, "amp": use_amp,
                 "torch": torch.__version__, **{k: v for k, v in base_meta.items()
-                                               if k in ("model", "family", "data")}}
+                                               if k in ("model", "recipe", "data")}}
     if main:
         write_json(run_dir / RUN_JSON, run_info)
     epochs_this_call = 0
@@ -655,7 +725,8 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
                 break
             seed_everything(epoch_seed(config["seed"], epoch))
             row = _train_epoch(task, ctx, net, optimizer, scaler, config, dist_info, epoch,
-                               device, bar, writer, len(history), loaders)
+                               device, bar, writer, len(history), loaders,
+                               scheduler if per_step else None)
             val = task.validate(model, ctx) if main else {}
             task.train_mode(model)
             val = _broadcast(val, dist_info)
@@ -669,7 +740,7 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
                 best_value, best_epoch, bad_epochs = monitor, epoch + 1, 0
             else:
                 bad_epochs += 1
-            if scheduler is not None:
+            if scheduler is not None and not per_step:
                 if config["lr_schedule"] == "plateau-train":
                     scheduler.step(row["train_loss"])
                 elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -731,7 +802,8 @@ def fit(model: nn.Module, task: Task, config: Mapping[str, Any], run_dir: str | 
 def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, config: Mapping[str, Any], dist_info: Dist,
                  epoch: int, device: torch.device, bar: _Bar, writer: Any,
-                 epochs_before: int, loaders: dict[str, Any] | None = None) -> dict[str, Any]:
+                 epochs_before: int, loaders: dict[str, Any] | None = None,
+                 step_schedule: Any = None) -> dict[str, Any]:
     net.train()
     task.train_mode(_unwrap(net).model)
     batches, steps = _batches(task, config, dist_info, epoch, device, loaders)
@@ -757,6 +829,8 @@ def _train_epoch(task: Task, ctx: Context, net: nn.Module, optimizer: torch.opti
                 [p for g in optimizer.param_groups for p in g["params"]], config["grad_clip"])
         scaler.step(optimizer)
         scaler.update()
+        if step_schedule is not None:
+            step_schedule.step()
         finite = torch.isfinite(loss.detach())
         nonfinite += (~finite).long()
         # with AMP an overflowing step is skipped by the scaler: keep it out of the mean

@@ -21,12 +21,16 @@ kong (kong-*)             AADB train / validation / TestNew (or AVA, scores resc
                           to [0, 1]); Euclidean loss; pairs (cross-rater + within-
                           rater) with the rank hinge; 11 attribute regressors; k-means
                           content gating (K = 10, centroids from the starting fc7)
-arod (arod-resnet50,      AROD list.txt (S = log faves / log views), random test /    val ρ of
-framescore-mobile)        val split; triplets on the fly (α < ratios < β); AROD's     ‖Φ‖ vs S
-                          directional triplet loss; score = ‖Φ‖
+arod (arod-resnet50;      AROD list.txt (S = log faves / log views), random test /    val ρ of
+framescore-mobile with    val split; triplets on the fly (α < ratios < β); AROD's     ‖Φ‖ vs S
+--recipe arod)             directional triplet loss; score = ‖Φ‖
 jin (jin-*)               AVA minus RS-test (3,000 random) and ED-test (1,000 per     −val
                           band); whole image warped; (weighted) MSE or weighted χ²    loss
                           on the vote histogram
+hints                     ``framescore data`` folders: (clean, low, high) groups of   none
+(framescore-mobile)       graded faults of real photos; directional triplet +
+                          relative hinge per path, cross-photo hint; frozen stem
+                          (cached); test: fault table on the held-out photos
 ========================  =========================================================  ========
 
 Where a paper is silent the choice is ours and written in the option's help (see
@@ -35,7 +39,8 @@ the style column also trains on a plain folder + ``scores.csv`` (``data_format =
 
 The package: :mod:`~framescore.train.recipes.base` holds what the families share (figures,
 views, splits, prediction, the :class:`Recipe` base); one module a family (``rapid``,
-``relative``, ``kong``, ``arod``, ``jin``) holds its recipe; this module picks a model's recipe.
+``relative``, ``kong``, ``arod``, ``jin``, ``hints``) holds its recipe; this module picks a
+model's recipe from its registry entry (``ModelInfo.training.recipes``, the first by default).
 """
 
 from __future__ import annotations
@@ -63,67 +68,68 @@ from framescore.train.recipes.base import (
     test_view,
     train_view,
 )
+from framescore.train.recipes.hints import HintsRecipe
 from framescore.train.recipes.jin import JinRecipe
 from framescore.train.recipes.kong import KongRecipe
 from framescore.train.recipes.rapid import RapidRecipe
 from framescore.train.recipes.relative import RelativeRecipe
 
-FAMILIES: dict[str, type[Recipe]] = {
+#: recipe name (as ``TrainingSpec.recipes`` names it) → its class
+RECIPES: dict[str, type[Recipe]] = {
     "rapid": RapidRecipe, "relative": RelativeRecipe, "kong": KongRecipe, "arod": ArodRecipe,
-    "jin": JinRecipe,
+    "jin": JinRecipe, "hints": HintsRecipe,
 }
-#: Models whose registry entry names no family, by their module.
-BY_MODULE = {"framescore.models.arod": "arod", "framescore.models.mobile": "arod"}
 
 
-def _family(info: ModelInfo) -> str | None:
-    family = info.extra.get("family")
-    if family in FAMILIES:
-        return family
-    build = info.build
-    target = getattr(build, "func", build)
-    return BY_MODULE.get(getattr(target, "__module__", ""))
-
-
-def family_of(info: ModelInfo) -> str:
-    """The recipe family of a registered model (UsageError when nothing can train it)."""
-    family = _family(info)
-    if family is None:
-        raise UsageError(f"model {info.name!r} has no training recipe (trainable: "
-                         f"{', '.join(trainable_models())})")
-    return family
+def recipe_names(info: ModelInfo) -> tuple[str, ...]:
+    """The recipes that can train a registered model, its default first (none: not
+    trainable)."""
+    training = info.training
+    return tuple(r for r in training.recipes if r in RECIPES) if training else ()
 
 
 def trainable_models() -> list[str]:
     """The registered models a recipe can train."""
     from framescore.models.registry import REGISTRY
 
-    return [name for name, info in REGISTRY.items() if _family(info) is not None]
+    return [name for name, info in REGISTRY.items() if recipe_names(info)]
 
 
-def recipe_class(name: str) -> tuple[ModelInfo, type[Recipe]]:
-    """The registry entry and recipe class of model ``name``."""
+def recipe_class(name: str, recipe: str | None = None) -> tuple[ModelInfo, type[Recipe]]:
+    """The registry entry of model ``name`` and the class of its recipe ``recipe`` (default:
+    the model's own); a model nothing can train, or a recipe it does not take, is a one-line
+    UsageError."""
     from framescore.models.registry import get
 
     info = get(name)
-    return info, FAMILIES[family_of(info)]
+    names = recipe_names(info)
+    if not names:
+        raise UsageError(f"model {name!r} has no training recipe (trainable: "
+                         f"{', '.join(trainable_models())})")
+    if recipe is None:
+        return info, RECIPES[names[0]]
+    if recipe not in names:
+        raise UsageError(f"model {name!r} is not trained with recipe {recipe!r} (its recipes: "
+                         f"{', '.join(names)})")
+    return info, RECIPES[recipe]
 
 
-def options_for(name: str) -> dict[str, Option]:
+def options_for(name: str, recipe: str | None = None) -> dict[str, Option]:
     """Every setting (with the paper's default) of model ``name``'s recipe."""
-    info, cls = recipe_class(name)
+    info, cls = recipe_class(name, recipe)
     return cls.options(info)
 
 
-def make_recipe(name: str, config: Mapping[str, Any], root: str | Path | None) -> Recipe:
+def make_recipe(name: str, config: Mapping[str, Any], root: str | Path | None,
+                recipe: str | None = None) -> Recipe:
     """The configured recipe of model ``name`` on the dataset at ``root``."""
-    info, cls = recipe_class(name)
+    info, cls = recipe_class(name, recipe)
     return cls(name, info, config, root)
 
 
 __all__ = [
-    "BY_MODULE", "FAMILIES", "ArodRecipe", "Figure", "JinRecipe", "KongRecipe", "RapidRecipe",
-    "Recipe", "RelativeRecipe", "ViewFn", "accepts", "cap", "family_of", "freeze",
-    "make_recipe", "multi_view", "options_for", "predict", "random_split", "recipe_class",
-    "repeated_view", "sized", "test_view", "train_view", "trainable_models",
+    "RECIPES", "ArodRecipe", "Figure", "HintsRecipe", "JinRecipe", "KongRecipe", "RapidRecipe",
+    "Recipe", "RelativeRecipe", "ViewFn", "accepts", "cap", "freeze", "make_recipe",
+    "multi_view", "options_for", "predict", "random_split", "recipe_class",
+    "recipe_names", "repeated_view", "sized", "test_view", "train_view", "trainable_models",
 ]

@@ -60,7 +60,7 @@ def _plain(v: Any) -> Any:
 
 def reported(info: ModelInfo, key: str) -> Any:
     """The paper's figure ``key`` for ``info`` (None where the paper reports none)."""
-    return (info.extra.get("reported") or {}).get(key)
+    return info.training.reported.get(key) if info.training else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,6 +281,10 @@ class Recipe:
         self.for_training = True  # False: evaluation only (training-only checks skipped)
         self.summary: list[str] = []
         self.workers = int(self.config["workers"])
+        #: the run folder while training (a recipe may keep a cache there); None otherwise
+        self.run_dir: Path | None = None
+        #: where progress lines go while training (the CLI's log)
+        self.say: Callable[[str], None] = lambda _line: None
 
     # ---- settings
     @classmethod
@@ -290,13 +294,14 @@ class Recipe:
 
     @staticmethod
     def _common(info: ModelInfo, formats: tuple[str, ...], **paper: Any) -> dict[str, Option]:
-        """COMMON with ``paper`` defaults (updated from the model's own RECIPE where it says
-        so), plus ``data_format`` and ``image_dir``."""
-        recipe = info.extra.get("recipe") or {}
+        """COMMON with ``paper`` defaults (updated from the model's own paper settings,
+        ``TrainingSpec.paper_settings``, where they say so), plus ``data_format`` and
+        ``image_dir``."""
+        settings = info.training.paper_settings if info.training else {}
         for key in ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "nesterov",
                     "epochs"):
-            if key in recipe and isinstance(recipe[key], type(COMMON[key].default)):
-                paper[key] = recipe[key]
+            if key in settings and isinstance(settings[key], type(COMMON[key].default)):
+                paper[key] = settings[key]
         options = with_defaults(COMMON, **paper)
         options["data_format"] = Option(formats[0], str, "dataset layout under --data",
                                         choices=formats)
@@ -306,7 +311,7 @@ class Recipe:
 
     def _specs(self) -> dict[str, InputSpec]:
         size = self.config["size"]
-        views = self.info.extra.get("views")
+        views = self.info.training.views if self.info.training else None
         if views:
             return {"global": sized(views["global"], size), "local": sized(views["local"], size)}
         return {"global": sized(self.info.spec, size)}
@@ -481,6 +486,10 @@ class Recipe:
 
     def start(self, model: nn.Module, ctx: Context) -> None:
         """Nothing by default (Kong's content model computes its centroids here)."""
+
+    def prepare(self, model: nn.Module, ctx: Context) -> None:
+        """Nothing by default (before training, fresh or resumed: the hints recipe caches its
+        frozen part's outputs here)."""
 
     def train_data(self, epoch: int) -> Dataset:
         raise NotImplementedError

@@ -47,11 +47,11 @@ class JinRecipe(Recipe):
 
     @property
     def histogram(self) -> bool:
-        return self.info.extra.get("task") == "histogram"
+        return self.info.training.task == "histogram"
 
     @property
     def weighted(self) -> bool:
-        return bool(self.info.extra.get("weighted"))
+        return self.info.training.weighted
 
     def load(self) -> None:
         from framescore.train.samplers import complement, ed_test, jin_weights, rs_test

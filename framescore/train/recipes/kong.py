@@ -77,7 +77,7 @@ class KongRecipe(Recipe):
 
     @property
     def pairs_mode(self) -> bool:
-        return bool(self.info.extra.get("pairs"))
+        return self.info.training.pairs
 
     @property
     def content(self) -> bool:
@@ -92,7 +92,7 @@ class KongRecipe(Recipe):
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        return tuple(self.info.extra.get("attributes") or ())
+        return self.info.training.attributes
 
     def _paper(self, key: str) -> float:
         fmt = self.config["data_format"]

@@ -45,7 +45,7 @@ class RapidRecipe(Recipe):
 
     @classmethod
     def options(cls, info: ModelInfo) -> dict[str, Option]:
-        style = info.extra.get("task") == "style"
+        style = info.training.task == "style"
         formats = ("ava",) if style else cls.formats
         o = cls._common(info, formats, optimizer="sgd", lr=1e-3, momentum=0.9,
                         weight_decay=5e-4, batch_size=128, lr_schedule="plateau",
@@ -77,11 +77,11 @@ class RapidRecipe(Recipe):
 
     @property
     def style(self) -> bool:
-        return self.info.extra.get("task") == "style"
+        return self.info.training.task == "style"
 
     def check(self) -> None:
         super().check()
-        frozen = self.info.extra.get("frozen", "")
+        frozen = self.info.training.frozen
         given = self.config.get("init_weights")
         if frozen.startswith("style") and not (self.config["style_weights"] or given):
             raise UsageError(f"{self.name} needs style_weights = a trained rapid-style "

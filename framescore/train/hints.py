@@ -13,7 +13,7 @@ a folder of good photos and a seed this module builds, deterministically:
    file, so noise and blur read as they do in footage).
 3. **groups** (training photos only): for each of ``variants`` copies of a photo (mirrored at
    random, cropped to a random 90–100 % of each side) and each fault in
-   :data:`framescore.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` (the range is
+   :data:`framescore.train.faults.FAULTS`, a *low* severity ``s₁ ~ U[0.15, 0.55]`` (the range is
    ``low_severity``) and a *high* one ``s₂ ~ U[s₁ + 0.3, 1]`` are drawn; the clean copy and
    the two damaged ones form a group whose quality is ``S = 1 − severity`` (clean: 1). Both
    damaged copies share the fault's random choices (blur path, crop corner, noise pattern),
@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from framescore import faults as faultlib
 from framescore.errors import DataError, MediaError
 from framescore.hashing import sha256_of
+from framescore.train import faults as faultlib
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MANIFEST = "manifest.json"
@@ -210,6 +210,16 @@ def _render_variant(args: tuple) -> np.ndarray:
     return np.stack(images)
 
 
+
+def _quiet_worker() -> None:
+    """In a render process: SIGTERM ends it plainly and SIGINT is the parent's to handle (a
+    forked worker inherits the command line's handlers, which raise: each idle worker printed
+    a traceback when the pool was ended after the last render)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
           variants: int = 10, size: int = 160, long_side: int = 480, holdout: float = 0.2,
           fault_names: Sequence[str] | None = None, workers: int = 1,
@@ -256,7 +266,7 @@ def build(sources: Sequence[str | Path], out: str | Path, seed: int = 0, *,
     pool_ctx = multiprocessing.get_context("fork") if workers > 1 else None
     results: Iterable[np.ndarray]
     if pool_ctx is not None:
-        pool = pool_ctx.Pool(workers)
+        pool = pool_ctx.Pool(workers, initializer=_quiet_worker)
         results = pool.imap(_render_variant, tasks, chunksize=1)
     else:
         pool = None
