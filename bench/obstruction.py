@@ -13,6 +13,10 @@ For each model (``name`` or ``name:weights-file``) the key-frames pipeline score
 clip's frames and among the frames of the hand frames' shot (the same here: one shot), the rank
 of the best-scored hand frame, how many of the 10 best-scored frames are hand frames, the rank
 of the best clean frame, and the hand frames among the five key-frames.
+
+``--demo`` adds the demo clip (``framescore demo``: real photos with shaky stretches, a fade
+and cuts): each model's key-frames with the default settings, and the stretch each falls in
+(all should be clean, as tests/test_mobile.py asks of the shipped model).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from framescore.apps.keyframes import Settings, analyze  # noqa: E402
+from framescore.demo import DemoClip, build_demo_clip  # noqa: E402
 from framescore.io.video import Sampling  # noqa: E402
 
 CLIP = Path("/usr/share/doc/opencv-doc/examples/data/tree.avi")
@@ -66,6 +71,11 @@ def measure(model: str, weights: str | None, sampling: Sampling | None, top: int
     return out
 
 
+def demo_picks(model: str, weights: str | None, clip: DemoClip) -> list[tuple[float, str]]:
+    result = analyze(clip.path, Settings(model=model, weights=weights))
+    return [(k.time, clip.kind_at(k.time)) for k in result.keyframes]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="framescore-mobile,rules",
@@ -73,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--default-sampling", action="store_true",
                     help="the model's default sampling instead of every frame")
+    ap.add_argument("--demo", action="store_true", help="also the demo clip's key-frames")
     args = ap.parse_args(argv)
     if not CLIP.exists():
         sys.exit(f"{CLIP}: not found (apt-get install opencv-doc)")
@@ -91,6 +102,20 @@ def main(argv: list[str] | None = None) -> None:
             s = m["shot"]
             print(f"|   within the hand frames' shot ({s['n']} frames) | | | {s['best_hand']} | "
                   f"{s['hand_in_top10']} | {s['best_clean']} | {s['median_hand']:g} | |")
+    if not args.demo:
+        return
+    import tempfile
+
+    print("\n| model | demo key-frames (time s: stretch) | all clean |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = build_demo_clip(Path(tmp) / "demo.mp4")
+        for spec in args.models.split(","):
+            name, _, weights = spec.partition(":")
+            picks = demo_picks(name, weights or None, clip)
+            label = name if not weights else f"{name} ({Path(weights).name})"
+            text = ", ".join(f"{t:.1f}: {kind}" for t, kind in picks)
+            print(f"| {label} | {text} | {all(k == 'clean' for _, k in picks)} |")
 
 
 if __name__ == "__main__":
