@@ -14,6 +14,10 @@ clip's frames and among the frames of the hand frames' shot (the same here: one 
 of the best-scored hand frame, how many of the 10 best-scored frames are hand frames, the rank
 of the best clean frame, and the hand frames among the five key-frames.
 
+``--paste`` adds the fault itself on this scene: :func:`framescore.faults.obstruction` at
+severity 0.5, 24 draws, pasted on clean frame 32, split by how much of the shape lies over
+clipped sky (above / below the median share); how many copies score above the clean frame.
+
 ``--demo`` adds the demo clip (``framescore demo``: real photos with shaky stretches, a fade
 and cuts): each model's key-frames with the default settings, and the stretch each falls in
 (all should be clean, as tests/test_mobile.py asks of the shipped model).
@@ -76,6 +80,35 @@ def demo_picks(model: str, weights: str | None, clip: DemoClip) -> list[tuple[fl
     return [(k.time, clip.kind_at(k.time)) for k in result.keyframes]
 
 
+def paste(model: str, weights: str | None, draws: int = 24) -> dict:
+    import av
+
+    from framescore import faults
+    from framescore.preprocess import view
+    from framescore.scorers import load_scorer
+
+    with av.open(str(CLIP)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == 32:
+                clean = frame.to_ndarray(format="rgb24")
+                break
+    scorer = load_scorer(model, weights, "cpu")
+    clipped = clean.max(axis=2) > 250
+    share, images = [], [clean]
+    for seed in range(draws):
+        m = faults.obstruction_mask(*clean.shape[:2], 0.5, np.random.default_rng(seed))
+        share.append(float(m[clipped].sum() / m.sum()))
+        images.append(faults.apply("obstruction", clean, 0.5, seed))
+    scores = np.asarray(scorer.score_batch(np.stack([view(im, scorer.spec) for im in images]))
+                        ["score"], dtype=float)
+    sky = np.array(share) > np.median(share)
+    above = scores[1:] > scores[0]
+    return {"sky_share": float(np.mean(np.array(share)[sky])),
+            "other_share": float(np.mean(np.array(share)[~sky])),
+            "sky_above": int(above[sky].sum()), "other_above": int(above[~sky].sum()),
+            "n": int(sky.sum())}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="framescore-mobile,rules",
@@ -84,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--default-sampling", action="store_true",
                     help="the model's default sampling instead of every frame")
     ap.add_argument("--demo", action="store_true", help="also the demo clip's key-frames")
+    ap.add_argument("--paste", action="store_true",
+                    help="also the fault pasted on a clean frame of this scene")
     args = ap.parse_args(argv)
     if not CLIP.exists():
         sys.exit(f"{CLIP}: not found (apt-get install opencv-doc)")
@@ -102,6 +137,16 @@ def main(argv: list[str] | None = None) -> None:
             s = m["shot"]
             print(f"|   within the hand frames' shot ({s['n']} frames) | | | {s['best_hand']} | "
                   f"{s['hand_in_top10']} | {s['best_clean']} | {s['median_hand']:g} | |")
+    if args.paste:
+        print("\n| model | fault over the sky: above clean | elsewhere: above clean |")
+        print("|---|---|---|")
+        for spec in args.models.split(","):
+            name, _, weights = spec.partition(":")
+            p = paste(name, weights or None)
+            label = name if not weights else f"{name} ({Path(weights).name})"
+            print(f"| {label} | {p['sky_above']}/{p['n']} (clipped under it "
+                  f"{p['sky_share']:.2f}) | {p['other_above']}/{p['n']} "
+                  f"(clipped under it {p['other_share']:.2f}) |")
     if not args.demo:
         return
     import tempfile
