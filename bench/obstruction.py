@@ -41,7 +41,7 @@ from framescore.demo import DemoClip, build_demo_clip  # noqa: E402
 from framescore.io.video import Sampling  # noqa: E402
 
 CLIP = Path("/usr/share/doc/opencv-doc/examples/data/tree.avi")
-HAND = frozenset(range(54, 68))   # a hand covers part of the lens (frame 53: a fingertip)
+HAND = frozenset(range(54, 68))  # a hand covers part of the lens (frame 53: a fingertip)
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
@@ -59,8 +59,11 @@ def measure(model: str, weights: str | None, sampling: Sampling | None, top: int
     scores = result.scored.scores
     hand = np.array([int(i) in HAND for i in idx])
     shot = result.shot_of[hand][0] if hand.any() else None
-    out = {"model": model if weights is None else f"{model} ({Path(weights).name})",
-           "frames": len(idx), "hand": int(hand.sum())}
+    out = {
+        "model": model if weights is None else f"{model} ({Path(weights).name})",
+        "frames": len(idx),
+        "hand": int(hand.sum()),
+    }
     for scope, keep in (("clip", np.ones(len(idx), bool)), ("shot", result.shot_of == shot)):
         r = ranks(scores[keep])
         h = hand[keep]
@@ -99,44 +102,59 @@ def paste(model: str, weights: str | None, draws: int = 24) -> dict:
         m = faults.obstruction_mask(*clean.shape[:2], 0.5, np.random.default_rng(seed))
         share.append(float(m[clipped].sum() / m.sum()))
         images.append(faults.apply("obstruction", clean, 0.5, seed))
-    scores = np.asarray(scorer.score_batch(np.stack([view(im, scorer.spec) for im in images]))
-                        ["score"], dtype=float)
+    scores = np.asarray(
+        scorer.score_batch(np.stack([view(im, scorer.spec) for im in images]))["score"], dtype=float
+    )
     sky = np.array(share) > np.median(share)
     above = scores[1:] > scores[0]
-    return {"sky_share": float(np.mean(np.array(share)[sky])),
-            "other_share": float(np.mean(np.array(share)[~sky])),
-            "sky_above": int(above[sky].sum()), "other_above": int(above[~sky].sum()),
-            "n": int(sky.sum())}
+    return {
+        "sky_share": float(np.mean(np.array(share)[sky])),
+        "other_share": float(np.mean(np.array(share)[~sky])),
+        "sky_above": int(above[sky].sum()),
+        "other_above": int(above[~sky].sum()),
+        "n": int(sky.sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="framescore-mobile,rules",
-                    help="comma-separated NAME or NAME:WEIGHTS")
+    ap.add_argument(
+        "--models", default="framescore-mobile,rules", help="comma-separated NAME or NAME:WEIGHTS"
+    )
     ap.add_argument("--top", type=int, default=5)
-    ap.add_argument("--default-sampling", action="store_true",
-                    help="the model's default sampling instead of every frame")
+    ap.add_argument(
+        "--default-sampling",
+        action="store_true",
+        help="the model's default sampling instead of every frame",
+    )
     ap.add_argument("--demo", action="store_true", help="also the demo clip's key-frames")
-    ap.add_argument("--paste", action="store_true",
-                    help="also the fault pasted on a clean frame of this scene")
+    ap.add_argument(
+        "--paste", action="store_true", help="also the fault pasted on a clean frame of this scene"
+    )
     args = ap.parse_args(argv)
     if not CLIP.exists():
         sys.exit(f"{CLIP}: not found (apt-get install opencv-doc)")
     sampling = None if args.default_sampling else Sampling(every=1)
-    print("| model | frames | hand frames | best hand rank | hand in top 10 | best clean rank "
-          f"| median hand rank | key-frames (--top {args.top}; * = hand) |")
+    print(
+        "| model | frames | hand frames | best hand rank | hand in top 10 | best clean rank "
+        f"| median hand rank | key-frames (--top {args.top}; * = hand) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for spec in args.models.split(","):
         name, _, weights = spec.partition(":")
         m = measure(name, weights or None, sampling, args.top)
         c = m["clip"]
         picks = ", ".join(f"{i}{'*' if h else ''}" for i, h in m["picks"])
-        print(f"| {m['model']} | {m['frames']} | {m['hand']} | {c['best_hand']} | "
-              f"{c['hand_in_top10']} | {c['best_clean']} | {c['median_hand']:g} | {picks} |")
+        print(
+            f"| {m['model']} | {m['frames']} | {m['hand']} | {c['best_hand']} | "
+            f"{c['hand_in_top10']} | {c['best_clean']} | {c['median_hand']:g} | {picks} |"
+        )
         if m["shot"]["n"] != c["n"]:
             s = m["shot"]
-            print(f"|   within the hand frames' shot ({s['n']} frames) | | | {s['best_hand']} | "
-                  f"{s['hand_in_top10']} | {s['best_clean']} | {s['median_hand']:g} | |")
+            print(
+                f"|   within the hand frames' shot ({s['n']} frames) | | | {s['best_hand']} | "
+                f"{s['hand_in_top10']} | {s['best_clean']} | {s['median_hand']:g} | |"
+            )
     if args.paste:
         print("\n| model | fault over the sky: above clean | elsewhere: above clean |")
         print("|---|---|---|")
@@ -144,9 +162,11 @@ def main(argv: list[str] | None = None) -> None:
             name, _, weights = spec.partition(":")
             p = paste(name, weights or None)
             label = name if not weights else f"{name} ({Path(weights).name})"
-            print(f"| {label} | {p['sky_above']}/{p['n']} (clipped under it "
-                  f"{p['sky_share']:.2f}) | {p['other_above']}/{p['n']} "
-                  f"(clipped under it {p['other_share']:.2f}) |")
+            print(
+                f"| {label} | {p['sky_above']}/{p['n']} (clipped under it "
+                f"{p['sky_share']:.2f}) | {p['other_above']}/{p['n']} "
+                f"(clipped under it {p['other_share']:.2f}) |"
+            )
     if not args.demo:
         return
     import tempfile
