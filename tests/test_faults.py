@@ -160,3 +160,48 @@ def test_bad_image_and_name(image):
         faults.apply("noise", image[..., 0], 0.5, seed=0)
     with pytest.raises(ValueError, match="unknown fault"):
         faults.apply("vignette", image, 0.5, seed=0)
+
+
+def test_obstruction_covers_more_with_severity():
+    # the shape at a lower severity lies inside the shape at a higher one, for every draw
+    for seed in range(8):
+        masks = [faults.obstruction_mask(120, 160, s, np.random.default_rng(seed))
+                 for s in (0.0, 0.2, 0.5, 0.8, 1.0)]
+        cover = [float(m.mean()) for m in masks]
+        assert cover[0] == 0.0
+        assert all(np.diff(cover) > 0), (seed, cover)
+        assert all((masks[i] <= masks[i + 1] + 1e-6).all() for i in range(4)), seed
+        assert 0.3 < cover[-1] < 0.95, (seed, cover)
+
+
+def test_obstruction_enters_from_an_edge(image):
+    h, w = image.shape[:2]
+    for seed in range(8):
+        m = faults.obstruction_mask(h, w, 0.3, np.random.default_rng(seed)) > 0.5
+        edges = [m[0].mean(), m[-1].mean(), m[:, 0].mean(), m[:, -1].mean()]
+        assert max(edges) > 0.2, seed              # it touches an edge...
+        assert not m[h // 2 - 5:h // 2 + 5, w // 2 - 5:w // 2 + 5].any(), seed  # ...not the centre
+
+
+def test_obstruction_hides_the_scene_and_never_darkens_the_rest(image):
+    for seed in range(6):
+        out = faults.obstruction(image, 0.8, np.random.default_rng(seed))
+        m = faults.obstruction_mask(*image.shape[:2], 0.8, np.random.default_rng(seed))
+        covered, clear = m > 0.99, m < 0.01
+        # under the object the scene's detail is gone: a smooth, untextured shape
+        assert _luma(out)[covered].std() < 0.5 * _luma(image)[covered].std(), seed
+        # glare (lifted blacks, bloom) only adds light where the scene still shows
+        assert (_luma(out)[clear] >= _luma(image)[clear] - 1 / 255).all(), seed
+    lifts = []
+    for seed in range(6):
+        clear = faults.obstruction_mask(*image.shape[:2], 1.0, np.random.default_rng(seed)) < 0.01
+        out = faults.obstruction(image, 1.0, np.random.default_rng(seed))
+        lifts.append(np.percentile(_luma(out)[clear], 1) - np.percentile(_luma(image)[clear], 1))
+    assert max(lifts) > 0.05, lifts   # some draws lift the blacks visibly
+
+
+def test_obstruction_is_seeded(image):
+    a = faults.apply("obstruction", image, 0.7, seed=11)
+    assert np.array_equal(a, faults.apply("obstruction", image, 0.7, seed=11))
+    others = [faults.apply("obstruction", image, 0.7, seed=s) for s in range(4)]
+    assert any(not np.array_equal(others[0], o) for o in others[1:])

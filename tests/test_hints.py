@@ -123,6 +123,24 @@ def test_low_severity_range_reaches_two_heavy_copies(photo_dir, tmp_path):
     assert not (tmp_path / "y").exists()
 
 
+def test_cli_data_faults_renders_the_named_faults_in_a_fixed_order(photo_dir, tmp_path,
+                                                                    capsys):
+    # the model card reproduces older data by naming its faults: the order typed must not
+    # change the draws, and a fault added to FAULTS later must not enter that data
+    args = ["data", str(photo_dir), "--seed", "1", "--variants", "1", "--size", "32",
+            "--long-side", "64", "-q"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--faults", "noise,gaussian_blur"]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--faults", "gaussian_blur, noise"]) == 0
+    assert hints.read_manifest(tmp_path / "a")["faults"] == ["gaussian_blur", "noise"]
+    assert np.array_equal(np.load(tmp_path / "a" / "images.npy"),
+                          np.load(tmp_path / "b" / "images.npy"))
+    assert set(hints.read_group_faults(tmp_path / "a")) == {"gaussian_blur", "noise"}
+    assert main([*args, "--out", str(tmp_path / "c"), "--faults", "noise,thumb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "thumb" in err
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_data(photo_dir, tmp_path, capsys):
     out = tmp_path / "hints"
     args = ["data", str(photo_dir), "--out", str(out), "--seed", "1", "--variants", "1",

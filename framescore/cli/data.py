@@ -63,6 +63,11 @@ def command(
         metavar="LOW,HIGH", parser=severity_range,
         help="range of the less damaged copy's severity; the more damaged one lies at least "
              "0.3 above it, up to 1")] = LOW_SEVERITY,
+    faults: Annotated[str | None, typer.Option(
+        "--faults", metavar="NAME,...", show_default=False,
+        help="render only these faults (default: all of framescore.train.faults.FAULTS); they are "
+             "drawn in that list's order whatever the order given, so the same names give "
+             "the same data")] = None,
     workers: Annotated[int, typer.Option(min=1, help="render processes")] = 1,
     force: Annotated[bool, typer.Option("--force", "-f", help="replace an existing --out")
                      ] = False,
@@ -75,6 +80,7 @@ def command(
     from framescore.cli.common import progress_bar
     from framescore.errors import UsageError
     from framescore.samples import photo_paths
+    from framescore.train import faults as faultlib
     from framescore.train import hints
 
     sources = list(photos or [])
@@ -82,6 +88,14 @@ def command(
         sources.extend(photo_paths().values())
     if not sources:
         raise UsageError("no photos given (name folders/files, or pass --samples)")
+    fault_names = None
+    if faults is not None:
+        asked = {f.strip() for f in faults.split(",") if f.strip()}
+        unknown = sorted(asked - set(faultlib.FAULTS))
+        if unknown or not asked:
+            raise UsageError(f"--faults: unknown fault(s) {', '.join(unknown) or '(none given)'}"
+                             f" (known: {', '.join(faultlib.FAULTS)})")
+        fault_names = [f for f in faultlib.FAULTS if f in asked]
     out = Path(out)
     if out.exists():
         if not force:
@@ -100,7 +114,8 @@ def command(
 
         manifest = hints.build(sources, out, seed, variants=variants, size=size,
                                long_side=long_side, holdout=holdout,
-                               workers=workers, low_severity=low_severity,
+                               fault_names=fault_names, workers=workers,
+                               low_severity=low_severity,
                                on_progress=on_progress)
     if not quiet:
         print(f"{out}: {manifest['n_train_photos']} training photos, "

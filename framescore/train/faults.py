@@ -29,6 +29,9 @@ where the camera would (exposure), in display values where an editor or a video 
                         corner or edge, so the subject is cut or pushed to the border
 ``fade_black``          a video fade to black: blend with black up to 92 %
 ``fade_white``          a fade to white: blend with white up to 92 %
+``obstruction``         a hand, finger or object in front of the lens: a soft, out-of-focus,
+                        dark or skin-toned shape entering from an edge, covering up to ~70 %
+                        of the frame, with glare (lifted blacks, bloom)
 ======================  ======================================================================
 """
 
@@ -289,6 +292,89 @@ def fade_white(image: np.ndarray, severity: float, rng: np.random.Generator) -> 
     return _to_uint8(x + (1.0 - x) * 0.92 * s)
 
 
+def obstruction_mask(height: int, width: int, severity: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Coverage (H, W) in [0, 1] of an object entering the frame from one edge.
+
+    The shape is drawn from ``rng`` whatever the severity: the edge it enters from, one to four
+    rounded lobes (a palm, fingers, the rim of a lens cap or a strap) with their positions along
+    the edge, widths and lengths, a slow wobble of the outline, and the width of its
+    out-of-focus rim. The object reaches ``severity`` times its full length into the frame, so
+    the shape at one severity lies inside the shape at any higher one: coverage grows
+    monotonically, pixel by pixel, with severity.
+    """
+    edge = int(rng.integers(4))                      # 0 top, 1 bottom, 2 left, 3 right
+    lobes = int(rng.integers(1, 5))
+    centres = rng.uniform(0.1, 0.9, size=lobes)
+    half_widths = rng.uniform(0.12, 0.35, size=lobes) * (1.0 if lobes == 1 else 0.7)
+    half_widths[0] = rng.uniform(0.3, 0.6)           # the largest lobe: the palm or the object
+    lengths = rng.uniform(0.55, 1.0, size=lobes)
+    lengths[0] = 1.0
+    reach = rng.uniform(0.75, 1.05)                  # how far it gets at severity 1
+    wobble_f = rng.uniform(1.0, 3.0, size=2)
+    wobble_p = rng.uniform(0.0, 2 * math.pi, size=2)
+    rim = rng.uniform(0.02, 0.06)                    # out-of-focus rim, share of the short side
+    s = float(severity)
+    across, along = (height, width) if edge < 2 else (width, height)
+    u = (np.arange(across, dtype=np.float32) + 0.5) / across     # distance from the edge
+    if edge in (1, 3):
+        u = u[::-1]
+    v = (np.arange(along, dtype=np.float32) + 0.5) / along       # position along the edge
+    bumps = lengths[:, None] * np.sqrt(np.clip(
+        1.0 - ((v[None, :] - centres[:, None]) / half_widths[:, None]) ** 2, 0.0, 1.0))
+    profile = bumps.max(axis=0) * (1.0 + 0.08 * np.sin(2 * math.pi * wobble_f[0] * v
+                                                       + wobble_p[0])
+                                   + 0.05 * np.sin(2 * math.pi * wobble_f[1] * v + wobble_p[1]))
+    depth = s * reach * profile                                   # (along,)
+    inside = (u[:, None] < depth[None, :]).astype(np.float32)     # (across, along)
+    mask = inside if edge < 2 else inside.T
+    sigma = rim * min(height, width)
+    if s > 0 and sigma >= 0.3:
+        mask = ndimage.gaussian_filter(mask, sigma=sigma, mode="nearest")
+    return np.clip(mask, 0.0, 1.0)
+
+
+def obstruction(image: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
+    """An object in front of the lens: a hand or finger, a strap, a passer-by's shoulder.
+
+    The shape (:func:`obstruction_mask`) reaches ``severity`` times its full length into the
+    frame from a random edge. Its colour is either dark (near black to grey) or a skin tone,
+    shaded darker towards the edge it enters from and without texture, since it is far out of
+    focus. Light scattering off it and in the lens (drawn strength, growing with severity)
+    lifts the blacks of the whole frame and blooms the bright parts, as when the sun catches a
+    hand held near the lens.
+    """
+    s = _check(image, severity)
+    h, w = image.shape[:2]
+    mask = obstruction_mask(h, w, s, rng)
+    skin = bool(rng.random() < 0.5)
+    if skin:
+        r = rng.uniform(0.45, 0.95)
+        colour = np.array([r, r * rng.uniform(0.62, 0.8), r * rng.uniform(0.48, 0.68)])
+    else:
+        colour = np.full(3, rng.uniform(0.02, 0.3)) + rng.uniform(-0.02, 0.02, size=3)
+    shade = rng.uniform(0.35, 1.0)                   # how much darker it is at the edge
+    glare = rng.uniform(0.0, 1.0)
+    glare_tint = np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.6, 0.95)])
+    if s == 0:
+        return image.copy()
+    x = _float(image)
+    # shading: the object is lit from the frame's inside, darker where it enters
+    light = np.clip(ndimage.gaussian_filter(mask, sigma=0.15 * min(h, w), mode="nearest"),
+                    0.0, 1.0)
+    tone = colour[None, None, :] * (1.0 - (1.0 - shade) * light[..., None])
+    a = mask[..., None]
+    x = x * (1.0 - a) + np.clip(tone, 0.0, 1.0) * a
+    g = glare * s
+    if g > 0:
+        bright = np.clip(x - 0.6, 0.0, None) / 0.4
+        bloom = ndimage.gaussian_filter(bright, sigma=(0.04 * min(h, w),) * 2 + (0,),
+                                        mode="reflect")
+        veil = 0.3 * g * glare_tint[None, None, :]
+        x = x + bloom * 0.6 * g + veil * (1.0 - x)
+    return _to_uint8(x)
+
+
 FAULTS: dict[str, Fault] = {
     "gaussian_blur": gaussian_blur,
     "defocus": defocus,
@@ -303,6 +389,7 @@ FAULTS: dict[str, Fault] = {
     "framing": framing,
     "fade_black": fade_black,
     "fade_white": fade_white,
+    "obstruction": obstruction,
 }
 
 
