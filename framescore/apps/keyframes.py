@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from framescore import __version__
+from framescore.apps.gathered import Gathered
 from framescore.curve import Smoothing, normalize, smooth_shots
 from framescore.errors import MediaError
 from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, iter_frames, probe
@@ -32,9 +34,21 @@ from framescore.preprocess import decode_size
 from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
-from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs, shots_between
+from framescore.shots import (
+    Boundary,
+    Shot,
+    ShotDetector,
+    ShotSettings,
+    image_thumbs,
+    shots_between,
+)
 
 SCHEMA = "framescore.keyframes/1"
+
+Scan = Literal["auto", "fast", "full"]
+# ``--scan auto`` takes the fast path for videos at least this long (seconds; see
+# docs/keyframes.md, "Long videos", for the measurement behind it)
+FAST_MIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class Settings:
     min_gap: float = 2.0
     prominence: float = 0.02
     per_shot: bool = False   # the best frame of every shot (``top`` is then ignored)
+    scan: Scan = "auto"      # fast: key-frames first; full: every frame; auto: by length
 
 
 @dataclass
@@ -84,6 +99,8 @@ class Result:
     selection: Selection | None = None
     candidates: Candidates | None = None
     out_dir: Path | None = None
+    # which path ran ("fast" or "exhaustive"), and why not the fast one when it was asked
+    scan: dict = field(default_factory=lambda: {"mode": "exhaustive"})
 
     def shot_rows(self) -> list[dict]:
         """One row per shot: its frames and times, and its best frame."""
@@ -113,9 +130,10 @@ class Result:
                 "every": s.sampling.every, "fps": s.sampling.fps,
                 "smoothing": s.smoothing.to_dict(), "top": s.top, "min_gap": s.min_gap,
                 "prominence": s.prominence, "per_shot": s.per_shot,
-                "batch_size": s.batch_size,
+                "batch_size": s.batch_size, "scan": s.scan,
             },
             "decode": self.stats.to_dict(scored=len(self.scored)),
+            "scan": self.scan,
             "output": str(self.out_dir) if self.out_dir else None,
             "selection": {
                 "asked": None if s.per_shot else s.top,
@@ -178,25 +196,34 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         scorer = load_scorer(settings.model, settings.weights, device=settings.device)
     if settings.sampling is None:
         settings = replace(settings, sampling=default_sampling(scorer.name))
-    if on_start:
-        on_start(_estimate_kept(info, settings.sampling))
-    stats = DecodeStats()
     size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
-    detector = ShotDetector(fps=info.fps or 25.0)
-    thumbs: list[np.ndarray] = []
-    frames = iter_frames(path, settings.sampling, size=size, stats=stats,
-                         on_decoded=detector.add_frame)
-    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
-                          observe=lambda images: (thumbs.append(image_thumbs(images)),
-                                                  detector.flush()))
+    gathered, stats = None, DecodeStats()
+    note = None
+    if choose_scan(settings.scan, info) == "fast":
+        from framescore.apps.fastscan import NotSeekable, gather_fast
+
+        if on_start:
+            on_start(None)   # how many frames get scored is known as the passes go
+        try:
+            gathered = gather_fast(path, settings.sampling, scorer, size, settings.batch_size,
+                                   stats, info.fps, on_batch=on_batch)
+        except NotSeekable as exc:
+            note = f"no fast scan ({exc}): every frame decoded"
+            stats = DecodeStats()
+    elif on_start:
+        on_start(_estimate_kept(info, settings.sampling))
+    if gathered is None:
+        gathered = _gather_exhaustive(path, info, settings, scorer, size, stats, on_batch)
+        if note:
+            gathered.scan["note"] = note
+    gathered.scan["decoded"] = stats.decoded
+    scored, boundaries, shots = gathered.scored, gathered.boundaries, gathered.shots
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
-    boundaries = detector.boundaries()
-    shots = shots_between(boundaries, detector.indices, detector.times)
     shot_of, in_transition = _place(scored.indices, shots, boundaries)
     smoothed = smooth_shots(scored.scores, scored.times, shot_of, settings.smoothing)
-    thumb_rows = np.concatenate(thumbs)
-    flat = thumb_rows.std(axis=1) < detector.settings.flat_std
+    thumb_rows = gathered.thumbs
+    flat = thumb_rows.std(axis=1) < ShotSettings().flat_std
     candidates = Candidates(times=scored.times, raw=scored.scores, smoothed=smoothed,
                             shot=shot_of, eligible=~in_transition & ~flat, thumbs=thumb_rows)
     selection = select(candidates, None if settings.per_shot else settings.top,
@@ -209,7 +236,32 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
                   keyframes=keyframes, stats=stats, settings=settings,
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
                   shot_of=shot_of, transition=in_transition, selection=selection,
-                  candidates=candidates)
+                  candidates=candidates, scan=gathered.scan)
+
+
+def choose_scan(asked: Scan, info: VideoInfo) -> Literal["fast", "full"]:
+    """``auto``: the fast path for videos of ``FAST_MIN_SECONDS`` or more."""
+    if asked != "auto":
+        return asked
+    return "fast" if (info.duration or 0.0) >= FAST_MIN_SECONDS else "full"
+
+
+def _gather_exhaustive(path: str | Path, info: VideoInfo, settings: Settings, scorer: Scorer,
+                       size: tuple[int, int] | None, stats: DecodeStats,
+                       on_batch: Callable[[int], None] | None) -> Gathered:
+    """Decode every frame: the shot detector sees each, the sampled ones are scored."""
+    detector = ShotDetector(fps=info.fps or 25.0)
+    thumbs: list[np.ndarray] = []
+    frames = iter_frames(path, settings.sampling, size=size, stats=stats,
+                         on_decoded=detector.add_frame)
+    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
+                          observe=lambda images: (thumbs.append(image_thumbs(images)),
+                                                  detector.flush()))
+    boundaries = detector.boundaries()
+    shots = shots_between(boundaries, detector.indices, detector.times)
+    return Gathered(scored=scored, thumbs=np.concatenate(thumbs) if thumbs
+                    else np.zeros((0, 1), np.float32), boundaries=boundaries, shots=shots,
+                    scan={"mode": "exhaustive"})
 
 
 def _place(indices: np.ndarray, shots: list[Shot],
