@@ -48,8 +48,7 @@ __all__ = ["FLAG_CHANGE", "Gathered", "NotSeekable", "gather_fast"]
 # one shot. The cut detector's own threshold is 0.28 between neighbouring frames.
 FLAG_CHANGE = 0.12
 REFINE_KEYS = 1          # key-frames per shot around which the frames are decoded
-# seconds either side of it, within the key-frames before and after it (decoding before it
-# means decoding from the key-frame before: a whole GOP)
+# seconds after it, up to the next key-frame; before it, back to the key-frame before
 REFINE_SECONDS = 5.0
 # a packet stretch is "busy" (a cut without a key-frame, a dissolve) when the largest packet
 # of some 4 in a row is this many times the interval's typical such maximum
@@ -236,7 +235,9 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
             k = int(np.searchsorted(key_idx, i))
             before = int(key_idx[k - 1]) if k > 0 else 0
             after = int(key_idx[k + 1]) if k + 1 < len(key_idx) else n - 1
-            a = max(shot.start, before, i - reach)
+            # before it, the frames back to the key-frame before are decoded anyway (the
+            # seek lands there): all of them are offered, within the shot
+            a = max(shot.start, before)
             b = min(shot.end, after, i + reach)
             if not done[a:b + 1].all():
                 around.append((a, b))
