@@ -187,3 +187,17 @@ def test_unseekable_input_falls_back_with_a_note(make, reason, joined: Path, tmp
     assert any("note: no fast scan" in line for line in notes)
     assert "Traceback" not in captured.err
     assert doc["keyframes"]
+
+
+def test_auto_gives_up_when_most_frames_would_be_decoded(encoded: Path, monkeypatch) -> None:
+    """``--scan auto`` takes the fast path for long videos only, and leaves it after the
+    key-frame pass when the stretches between differing key-frames hold most of the frames
+    (here: short shots between key-frames 3 s or 0.8 s apart, with the share lowered)."""
+    from framescore.apps import fastscan
+
+    monkeypatch.setattr(kf, "FAST_MIN_SECONDS", 10.0)
+    monkeypatch.setattr(fastscan, "AUTO_MAX_SHARE", 0.05)
+    result = kf.analyze(encoded, kf.Settings(model="rules", scan="auto"))
+    assert result.scan["mode"] == "exhaustive"
+    assert "of the frames" in result.scan["note"]
+    assert 0 < result.scan["decoded_before"] < result.stats.decoded

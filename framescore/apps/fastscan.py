@@ -41,7 +41,17 @@ from framescore.shots import (
     shots_between,
 )
 
-__all__ = ["FLAG_CHANGE", "Gathered", "NotSeekable", "gather_fast"]
+__all__ = ["AUTO_MAX_SHARE", "FLAG_CHANGE", "Gathered", "NotSeekable", "NotWorthIt",
+           "gather_fast"]
+
+# ``--scan auto`` gives up the fast path after the key-frame pass when the boundary stretches
+# alone hold more than this share of the frames (see docs/keyframes.md, "Long videos")
+AUTO_MAX_SHARE = 0.5
+
+
+class NotWorthIt(NotSeekable):
+    """The fast path would decode most of the video anyway."""
+
 
 # Two key-frames whose signature change (the shot detector's d: ½(1 − corr) + ½·histogram
 # distance) reaches this may have a boundary between them; below it the interval is taken as
@@ -152,9 +162,12 @@ class _Stretches:
 def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
                 size: tuple[int, int] | None, batch_size: int, stats: DecodeStats,
                 fps: float, on_batch: Callable[[int], None] | None = None,
-                shot_settings: ShotSettings | None = None) -> Gathered:
+                shot_settings: ShotSettings | None = None,
+                max_share: float | None = None) -> Gathered:
     """Score and cut ``path`` key-frame first (see the module docstring). Raises
-    :class:`NotSeekable` when the file does not allow it."""
+    :class:`NotSeekable` when the file does not allow it, and :class:`NotWorthIt` when the
+    boundary stretches alone would hold more than ``max_share`` of the frames (short shots
+    between sparse key-frames: decoding every frame costs less than seeking to most of them)."""
     path = Path(path)
     shot_settings = shot_settings or ShotSettings()
     fps = fps or 25.0
@@ -202,6 +215,10 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
     if key_idx[0] > 0:
         spans.append((0, int(key_idx[0])))
     runs = _runs(spans)
+    share = sum(b - a + 1 for a, b in runs) / max(n, 1)
+    if max_share is not None and share > max_share:
+        raise NotWorthIt(f"the stretches between differing key-frames hold {share:.0%} of the "
+                         f"frames")
     want = sample_mask(index.times, sampling)
     done = np.zeros(n, dtype=bool)
     scored = np.zeros(n, dtype=bool)

@@ -198,17 +198,20 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         settings = replace(settings, sampling=default_sampling(scorer.name))
     size = decode_size(scorer.spec, getattr(scorer, "device", None), (info.height, info.width))
     gathered, stats = None, DecodeStats()
-    note = None
+    note, spent = None, 0
     if choose_scan(settings.scan, info) == "fast":
-        from framescore.apps.fastscan import NotSeekable, gather_fast
+        from framescore.apps.fastscan import AUTO_MAX_SHARE, NotSeekable, gather_fast
 
         if on_start:
             on_start(None)   # how many frames get scored is known as the passes go
         try:
             gathered = gather_fast(path, settings.sampling, scorer, size, settings.batch_size,
-                                   stats, info.fps, on_batch=on_batch)
+                                   stats, info.fps, on_batch=on_batch,
+                                   max_share=AUTO_MAX_SHARE if settings.scan == "auto"
+                                   else None)
         except NotSeekable as exc:
             note = f"no fast scan ({exc}): every frame decoded"
+            spent = stats.decoded
             stats = DecodeStats()
     elif on_start:
         on_start(_estimate_kept(info, settings.sampling))
@@ -216,6 +219,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         gathered = _gather_exhaustive(path, info, settings, scorer, size, stats, on_batch)
         if note:
             gathered.scan["note"] = note
+            gathered.scan["decoded_before"] = spent
     gathered.scan["decoded"] = stats.decoded
     scored, boundaries, shots = gathered.scored, gathered.boundaries, gathered.shots
     if len(scored) == 0:
