@@ -9,9 +9,11 @@ stretches the selection needs.
    path's :class:`~framescore.shots.ShotDetector`, which finds and places the cuts, fades and
    dissolves there; the frames the exhaustive run would score there are scored. Between
    key-frames that look alike no boundary is looked for.
-3. **Candidate stretches**: in each shot, around its best-scored frames so far (the top
-   ``REFINE_KEYS`` key-frames), the frames within ``REFINE_SECONDS`` are decoded and scored,
-   so that a shot's pick is the best frame near its best key-frames, not the key-frame itself.
+3. **Candidate stretches**: in each shot, around its best key-frame (and the runner-up when
+   it scores within ``REFINE_CLOSE`` of it), the frames from the key-frame before to the next
+   key-frame (at most ``REFINE_SECONDS`` after it) are decoded and scored, GOP by GOP and
+   never a GOP decoded already, so that a shot's pick is the best frame near its best
+   key-frames, not the key-frame itself.
 
 Frames get the indices and times the exhaustive decoder gives them (their position among all
 packets in display order), and the frames scored are those the exhaustive run scores, where
@@ -41,8 +43,7 @@ from framescore.shots import (
     shots_between,
 )
 
-__all__ = ["AUTO_MAX_SHARE", "FLAG_CHANGE", "Gathered", "NotSeekable", "NotWorthIt",
-           "gather_fast"]
+__all__ = ["AUTO_MAX_SHARE", "FLAG_CHANGE", "Gathered", "NotSeekable", "NotWorthIt", "gather_fast"]
 
 # ``--scan auto`` gives up the fast path after the key-frame pass when the boundary stretches
 # alone hold more than this share of the frames (see docs/keyframes.md, "Long videos")
@@ -57,7 +58,9 @@ class NotWorthIt(NotSeekable):
 # distance) reaches this may have a boundary between them; below it the interval is taken as
 # one shot. The cut detector's own threshold is 0.28 between neighbouring frames.
 FLAG_CHANGE = 0.12
-REFINE_KEYS = 1          # key-frames per shot around which the frames are decoded
+# per shot, frames are decoded around its best key-frame, and around the runner-up when
+# that scores within this fraction of the best
+REFINE_CLOSE = 0.03
 # seconds after it, up to the next key-frame; before it, back to the key-frame before
 REFINE_SECONDS = 5.0
 # a packet stretch is "busy" (a cut without a key-frame, a dissolve) when the largest packet
@@ -114,14 +117,45 @@ def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _undecoded(
+    spans: list[tuple[int, int]], key_idx: np.ndarray, done: np.ndarray
+) -> list[tuple[int, int]]:
+    """The parts of ``spans`` still to decode, GOP by GOP: within each GOP (key-frame to the
+    frame before the next), from its key-frame to the last frame not decoded yet, and nothing
+    where every frame is decoded already. A seek lands on a GOP's key-frame, so a stretch that
+    starts inside a GOP decodes it from there: a GOP decoded for a boundary is never decoded
+    a second time for a candidate."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        g = max(int(np.searchsorted(key_idx, a, side="right")) - 1, 0)
+        while g < len(key_idx) and key_idx[g] <= b:
+            lo = max(a, int(key_idx[g]))
+            hi = min(b, int(key_idx[g + 1]) - 1 if g + 1 < len(key_idx) else len(done) - 1)
+            todo = np.flatnonzero(~done[lo : hi + 1])
+            if todo.size:
+                out.append((lo, lo + int(todo[-1])))
+            g += 1
+    return _runs(out)
+
+
 class _Stretches:
     """Decode ``spans`` at full rate; yield the frames to score (on the sample grid, not
     scored before); optionally feed every new frame to a shot detector per span."""
 
-    def __init__(self, path: Path, index: PacketIndex, spans: list[tuple[int, int]],
-                 want: np.ndarray, done: np.ndarray, scored: np.ndarray,
-                 size: tuple[int, int] | None, stats: DecodeStats, fps: float,
-                 detect: bool, shot_settings: ShotSettings) -> None:
+    def __init__(
+        self,
+        path: Path,
+        index: PacketIndex,
+        spans: list[tuple[int, int]],
+        want: np.ndarray,
+        done: np.ndarray,
+        scored: np.ndarray,
+        size: tuple[int, int] | None,
+        stats: DecodeStats,
+        fps: float,
+        detect: bool,
+        shot_settings: ShotSettings,
+    ) -> None:
         self.path, self.index, self.spans = path, index, spans
         self.want, self.done, self.scored = want, done, scored
         self.size, self.stats, self.fps = size, stats, fps
@@ -159,11 +193,18 @@ class _Stretches:
                     self.boundaries += det.boundaries()
 
 
-def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
-                size: tuple[int, int] | None, batch_size: int, stats: DecodeStats,
-                fps: float, on_batch: Callable[[int], None] | None = None,
-                shot_settings: ShotSettings | None = None,
-                max_share: float | None = None) -> Gathered:
+def gather_fast(
+    path: str | Path,
+    sampling: Sampling,
+    scorer: Scorer,
+    size: tuple[int, int] | None,
+    batch_size: int,
+    stats: DecodeStats,
+    fps: float,
+    on_batch: Callable[[int], None] | None = None,
+    shot_settings: ShotSettings | None = None,
+    max_share: float | None = None,
+) -> Gathered:
     """Score and cut ``path`` key-frame first (see the module docstring). Raises
     :class:`NotSeekable` when the file does not allow it, and :class:`NotWorthIt` when the
     boundary stretches alone would hold more than ``max_share`` of the frames (short shots
@@ -175,15 +216,21 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
 
     def scored_pass(frames) -> None:
         thumbs: list[np.ndarray] = []
-        sc = score_frames(frames, scorer, batch_size, on_batch=on_batch,
-                          observe=lambda images: thumbs.append(image_thumbs(images)))
+        sc = score_frames(
+            frames,
+            scorer,
+            batch_size,
+            on_batch=on_batch,
+            observe=lambda images: thumbs.append(image_thumbs(images)),
+        )
         if len(sc):
             parts.append((sc, np.concatenate(thumbs)))
 
     # 1. key-frames: scored, and a signature each
     samples: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
-    keys = KeyPass(path, size, stats,
-                   on_decoded=lambda pts, t, f: samples.append((pts, frame_samples(f))))
+    keys = KeyPass(
+        path, size, stats, on_decoded=lambda pts, t, f: samples.append((pts, frame_samples(f)))
+    )
     scored_pass(keys)
     index = keys.index
     assert index is not None
@@ -191,8 +238,10 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
     key_sc, key_th = parts[0]
     key_sc.indices = np.asarray([index.index_of(int(p)) for p in key_sc.indices])
     order = np.argsort(key_sc.indices, kind="stable")
-    parts[0] = (ScoredFrames(key_sc.indices[order], key_sc.times[order],
-                             key_sc.scores[order]), key_th[order])
+    parts[0] = (
+        ScoredFrames(key_sc.indices[order], key_sc.times[order], key_sc.scores[order]),
+        key_th[order],
+    )
     samples.sort(key=lambda s: s[0])
     key_idx = np.asarray([index.index_of(p) for p, _ in samples])
     sig_t, sig_h = _signatures(*(np.stack([s[1][c] for s in samples]) for c in range(3)))
@@ -206,31 +255,50 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
         a, b = int(key_idx[g]), int(key_idx[g + 1])
         if not (change[g] >= FLAG_CHANGE or flat[g] or flat[g + 1]):
             continue
-        if scenecut[g + 1] and not flat[g] and not flat[g + 1] and \
-                not _busy(index.sizes[a + 1:b]):
-            hinted.append(b)    # the encoder's scene-cut key-frame: the cut is there
+        if (
+            scenecut[g + 1]
+            and not flat[g]
+            and not flat[g + 1]
+            and not _busy(index.sizes[a + 1 : b])
+        ):
+            hinted.append(b)  # the encoder's scene-cut key-frame: the cut is there
         else:
             spans.append((a, b))
-    spans.append((int(key_idx[-1]), n - 1))          # after the last key-frame: to the end
+    spans.append((int(key_idx[-1]), n - 1))  # after the last key-frame: to the end
     if key_idx[0] > 0:
         spans.append((0, int(key_idx[0])))
     runs = _runs(spans)
     share = sum(b - a + 1 for a, b in runs) / max(n, 1)
     if max_share is not None and share > max_share:
-        raise NotWorthIt(f"the stretches between differing key-frames hold {share:.0%} of the "
-                         f"frames")
+        raise NotWorthIt(
+            f"the stretches between differing key-frames hold {share:.0%} of the frames"
+        )
     want = sample_mask(index.times, sampling)
     done = np.zeros(n, dtype=bool)
     scored = np.zeros(n, dtype=bool)
     scored[key_idx] = True
     done[key_idx] = True
-    stretches = _Stretches(path, index, runs, want, done, scored, size, stats, fps,
-                           detect=True, shot_settings=shot_settings)
+    stretches = _Stretches(
+        path,
+        index,
+        runs,
+        want,
+        done,
+        scored,
+        size,
+        stats,
+        fps,
+        detect=True,
+        shot_settings=shot_settings,
+    )
     scored_pass(stretches)
     found = stretches.boundaries
     covered = [(b.start, b.end) for b in found]
-    found += [Boundary("cut", k, k, float(index.times[k]), float(index.times[k]))
-              for k in hinted if not any(a - 1 <= k <= b + 1 for a, b in covered)]
+    found += [
+        Boundary("cut", k, k, float(index.times[k]), float(index.times[k]))
+        for k in hinted
+        if not any(a - 1 <= k <= b + 1 for a, b in covered)
+    ]
     boundaries = sorted(found, key=lambda b: (b.start, b.end))
     shots = shots_between(boundaries, range(n), index.times.tolist())
 
@@ -247,7 +315,17 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
         rows = np.flatnonzero((idx >= shot.start) & (idx <= shot.end) & is_key[idx])
         if rows.size == 0:
             continue
-        for r in rows[np.argsort(-raw[rows], kind="stable")][:REFINE_KEYS]:
+        ranked = rows[np.argsort(-raw[rows], kind="stable")]
+        # the runner-up too when it scores close to the best: the best frame of the shot
+        # may lie near either, and only key-frames were seen between the stretches
+        top = ranked[
+            : 1
+            + int(
+                ranked.size > 1
+                and raw[ranked[1]] >= raw[ranked[0]] - REFINE_CLOSE * abs(raw[ranked[0]])
+            )
+        ]
+        for r in top:
             i = int(idx[r])
             k = int(np.searchsorted(key_idx, i))
             before = int(key_idx[k - 1]) if k > 0 else 0
@@ -256,12 +334,24 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
             # seek lands there): all of them are offered, within the shot
             a = max(shot.start, before)
             b = min(shot.end, after, i + reach)
-            if not done[a:b + 1].all():
-                around.append((a, b))
-    refine_runs = _runs(around)
+            around.append((a, b))
+    refine_runs = _undecoded(_runs(around), key_idx, done)
     if refine_runs:
-        scored_pass(_Stretches(path, index, refine_runs, want, done, scored, size, stats,
-                               fps, detect=False, shot_settings=shot_settings))
+        scored_pass(
+            _Stretches(
+                path,
+                index,
+                refine_runs,
+                want,
+                done,
+                scored,
+                size,
+                stats,
+                fps,
+                detect=False,
+                shot_settings=shot_settings,
+            )
+        )
 
     # a key-frame off the sampling grid inside a decoded stretch is left out: the frames the
     # exhaustive run scores there are scored, and the curve should not see an extra one
@@ -271,11 +361,19 @@ def gather_fast(path: str | Path, sampling: Sampling, scorer: Scorer,
     keep[off_grid] = done[np.minimum(idx[off_grid] + 1, n - 1)] & (idx[off_grid] + 1 < n)
     keep = ~keep | ~off_grid
     order = np.flatnonzero(keep)[np.argsort(idx[keep], kind="stable")]
-    sc = ScoredFrames(indices=idx[order].astype(np.int64),
-                      times=np.concatenate([p[0].times for p in parts])[order],
-                      scores=np.concatenate([p[0].scores for p in parts])[order])
+    sc = ScoredFrames(
+        indices=idx[order].astype(np.int64),
+        times=np.concatenate([p[0].times for p in parts])[order],
+        scores=np.concatenate([p[0].scores for p in parts])[order],
+    )
     thumbs = np.concatenate([p[1] for p in parts])[order]
-    scan = {"mode": "fast", "frames": n, "keyframes": int(len(key_idx)),
-            "boundary_stretches": len(runs), "candidate_stretches": len(refine_runs),
-            "decoded_share": round(float(stats.decoded) / max(n, 1), 4)}
+    scan = {
+        "mode": "fast",
+        "frames": n,
+        "keyframes": int(len(key_idx)),
+        "boundary_stretches": len(runs),
+        "boundary_share": round(share, 4),
+        "candidate_stretches": len(refine_runs),
+        "decoded_share": round(float(stats.decoded) / max(n, 1), 4),
+    }
     return Gathered(scored=sc, thumbs=thumbs, boundaries=boundaries, shots=shots, scan=scan)
