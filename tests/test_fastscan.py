@@ -201,3 +201,31 @@ def test_auto_gives_up_when_most_frames_would_be_decoded(encoded: Path, monkeypa
     assert result.scan["mode"] == "exhaustive"
     assert "of the frames" in result.scan["note"]
     assert 0 < result.scan["decoded_before"] < result.stats.decoded
+
+
+def test_no_frame_is_decoded_twice_in_the_stretches(encoded: Path, monkeypatch) -> None:
+    """A GOP decoded for a boundary is not decoded again around a shot's best key-frames:
+    past the key-frame pass, each frame is decoded at most once (a stretch's seek lands on
+    a key-frame, decoded once more)."""
+    from framescore.apps import fastscan
+    from framescore.io.seek import StretchDecoder
+
+    seen: list[int] = []
+
+    class Recording(StretchDecoder):
+        def frames(self, first: int, last: int):
+            for item in super().frames(first, last):
+                seen.append(item[0])
+                yield item
+
+    monkeypatch.setattr(fastscan, "StretchDecoder", Recording)
+    fast = kf.analyze(encoded, kf.Settings(model="rules", scan="fast", per_shot=True))
+    assert fast.scan["mode"] == "fast" and fast.scan["candidate_stretches"] > 0
+    keys = KeyPass(encoded, None, DecodeStats())
+    for _ in keys:
+        pass
+    assert keys.index is not None
+    counts = np.bincount(np.asarray(seen), minlength=fast.scan["frames"])
+    assert counts[~keys.index.sync].max() == 1
+    assert fast.stats.decoded == len(seen) + fast.scan["keyframes"]
+    assert fast.stats.decoded <= fast.scan["frames"] + 2 * fast.scan["keyframes"]
