@@ -48,7 +48,7 @@ SCHEMA = "framescore.keyframes/1"
 Scan = Literal["auto", "fast", "full"]
 # ``--scan auto`` takes the fast path for videos at least this long (seconds). Infinite:
 # on every 10-min 1080p clip measured (shots of 6 s and of 30-45 s, x264 defaults and a 1.2-s
-# GOP) it decoded 44-88 % of the frames and was no measurable win in wall time, so ``auto``
+# GOP) it decoded 52-88 % of the frames and was no measurable win in wall time, so ``auto``
 # means full (docs/keyframes.md, "Long videos"; bench/RESULTS.md)
 FAST_MIN_SECONDS = float("inf")
 
