@@ -14,7 +14,7 @@ clip's frames and among the frames of the hand frames' shot (the same here: one 
 of the best-scored hand frame, how many of the 10 best-scored frames are hand frames, the rank
 of the best clean frame, and the hand frames among the five key-frames.
 
-``--paste`` adds the fault itself on this scene: :func:`framescore.faults.obstruction` at
+``--paste`` adds the fault itself on this scene: :func:`framescore.train.faults.obstruction` at
 severity 0.5, 24 draws, pasted on clean frame 32, split by how much of the shape lies over
 clipped sky (above / below the median share); how many copies score above the clean frame.
 
@@ -86,9 +86,9 @@ def demo_picks(model: str, weights: str | None, clip: DemoClip) -> list[tuple[fl
 def paste(model: str, weights: str | None, draws: int = 24) -> dict:
     import av
 
-    from framescore.train import faults
     from framescore.preprocess import view
     from framescore.scorers import load_scorer
+    from framescore.train import faults
 
     with av.open(str(CLIP)) as container:
         for i, frame in enumerate(container.decode(video=0)):

@@ -266,30 +266,58 @@ def video_frames(
     if source is None:
         info = probe(path)
         source = (info.height, info.width)
-    target = view_size(spec, *source)
     size = decode_size(spec, source)
-    interpolation = "AREA" if spec.resample == "area" else RESIZE_FILTER
     frames = iter_frames(
         path,
         sampling or Sampling(),
         size=size,
         stats=stats,
         on_decoded=on_decoded,
-        interpolation=interpolation,
+        interpolation=_decoder_filter(spec),
         hwaccel=hwaccel if hwaccel is not None else video_hwaccel(),
     )
+    finish = _second_step(spec, source, size)
     try:
         for frame in frames:
-            # at decode_size (a whole k x target): the second step; else the whole resize
-            image = (
-                shrink(frame.image, *target)
-                if size is not None
-                else resize(frame.image, *target, spec.resample)
-            )
-            frame.image = _place(image, spec)
+            frame.image = finish(frame.image)
             yield frame
     finally:
         frames.close()
+
+
+def _decoder_filter(spec: InputSpec) -> str:
+    return "AREA" if spec.resample == "area" else RESIZE_FILTER
+
+
+def _second_step(
+    spec: InputSpec, source: tuple[int, int], size: tuple[int, int] | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """What follows the decoder's scaling: at ``decode_size`` (a whole k x target) the shrink,
+    else the whole resize; then the view's placement."""
+    target = view_size(spec, *source)
+
+    def finish(image: np.ndarray) -> np.ndarray:
+        if size is not None:
+            image = shrink(image, *target)
+        else:
+            image = resize(image, *target, spec.resample)
+        return _place(image, spec)
+
+    return finish
+
+
+def frame_converter(
+    spec: InputSpec, source: tuple[int, int]
+) -> Callable[[av.VideoFrame, int], np.ndarray]:
+    """``convert(frame, rotation)``: one decoded frame of a ``source`` = (h, w) video as the
+    model's input, by the same two steps as :func:`video_frames` (for decoders that seek,
+    such as the key-frames job's fast path)."""
+    from framescore.io.video import RGBConverter
+
+    size = decode_size(spec, source)
+    rgb = RGBConverter(_decoder_filter(spec))
+    finish = _second_step(spec, source, size)
+    return lambda frame, rotation: finish(rgb(frame, size, rotation))
 
 
 @lru_cache(maxsize=16)

@@ -188,6 +188,9 @@ class ShotDetector:
 
     settings: ShotSettings = field(default_factory=ShotSettings)
     fps: float = 25.0
+    # the first frame fed is the video's first (a stretch decoded from the middle is not: a cut
+    # right after its start is a real one, not a flash at the video's start)
+    video_start: bool = True
     indices: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     change: list[float] = field(default_factory=list)    # d, the change from the previous frame
@@ -403,7 +406,7 @@ class ShotDetector:
                         pk if pk != "cut" else kind)
                     kept[-1] = (merged, min(pa, a), max(pb, b))
                 continue
-            if kind == "cut" and t[a] - t[0] < self.settings.min_shot:
+            if kind == "cut" and self.video_start and t[a] - t[0] < self.settings.min_shot:
                 continue
             kept.append((kind, a, b))
         return kept

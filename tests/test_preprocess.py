@@ -244,7 +244,7 @@ def test_hardware_decoding_is_opt_in(monkeypatch):
 
 
 def test_the_training_warp_is_the_one_resize():
-    from framescore.apps.hints import warp
+    from framescore.train.hints import warp
 
     image = _sized(480, 320)
     assert np.array_equal(warp(image, 160), resize(image, 160, 160))

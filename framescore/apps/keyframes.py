@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from framescore import __version__
+from framescore.apps.gathered import Gathered
 from framescore.curve import Smoothing, normalize, smooth_shots
 from framescore.errors import MediaError
 from framescore.io.video import DecodeStats, Sampling, VideoInfo, grab_frames, probe
@@ -28,14 +30,28 @@ from framescore.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from framescore.preprocess import video_frames
+from framescore.preprocess import frame_converter, video_frames
 from framescore.scorers import load_scorer
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
-from framescore.shots import Boundary, Shot, ShotDetector, image_thumbs, shots_between
+from framescore.shots import (
+    Boundary,
+    Shot,
+    ShotDetector,
+    ShotSettings,
+    image_thumbs,
+    shots_between,
+)
 from framescore.sidecar import Sidecar
 
 SCHEMA = "framescore.keyframes/1"
+
+Scan = Literal["auto", "fast", "full"]
+# ``--scan auto`` takes the fast path for videos at least this long (seconds). Infinite:
+# on every 10-min 1080p clip measured (shots of 6 s and of 30-45 s, x264 defaults and a 1.2-s
+# GOP) it decoded 52-88 % of the frames and was no measurable win in wall time, so ``auto``
+# means full (docs/keyframes.md, "Long videos"; bench/RESULTS.md)
+FAST_MIN_SECONDS = float("inf")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,7 @@ class Settings:
     min_gap: float = 2.0
     prominence: float = 0.02
     per_shot: bool = False   # the best frame of every shot (``top`` is then ignored)
+    scan: Scan = "auto"      # fast: key-frames first; full: every frame; auto: by length
 
 
 @dataclass
@@ -85,6 +102,8 @@ class Result:
     selection: Selection | None = None
     candidates: Candidates | None = None
     out_dir: Path | None = None
+    # which path ran ("fast" or "exhaustive"), and why not the fast one when it was asked
+    scan: dict = field(default_factory=lambda: {"mode": "exhaustive"})
 
     def shot_rows(self) -> list[dict]:
         """One row per shot: its frames and times, and its best frame."""
@@ -114,9 +133,10 @@ class Result:
                 "every": s.sampling.every, "fps": s.sampling.fps,
                 "smoothing": s.smoothing.to_dict(), "top": s.top, "min_gap": s.min_gap,
                 "prominence": s.prominence, "per_shot": s.per_shot,
-                "batch_size": s.batch_size,
+                "batch_size": s.batch_size, "scan": s.scan,
             },
             "decode": self.stats.to_dict(scored=len(self.scored)),
+            "scan": self.scan,
             "output": str(self.out_dir) if self.out_dir else None,
             "selection": {
                 "asked": None if s.per_shot else s.top,
@@ -188,23 +208,38 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
         scorer = load_scorer(settings.model, settings.weights, device=settings.device)
     if settings.sampling is None:
         settings = replace(settings, sampling=default_sampling(scorer.name))
-    if on_start:
+    source = (info.height, info.width)
+    gathered, stats = None, DecodeStats()
+    note, spent = None, 0
+    if choose_scan(settings.scan, info) == "fast":
+        from framescore.apps.fastscan import AUTO_MAX_SHARE, NotSeekable, gather_fast
+
+        if on_start:
+            on_start(None)   # how many frames get scored is known as the passes go
+        try:
+            gathered = gather_fast(path, settings.sampling, scorer,
+                                   frame_converter(scorer.spec, source), settings.batch_size,
+                                   stats, info.fps, on_batch=on_batch,
+                                   max_share=AUTO_MAX_SHARE if settings.scan == "auto"
+                                   else None)
+        except NotSeekable as exc:
+            note = f"no fast scan ({exc}): every frame decoded"
+            spent = stats.decoded
+            stats = DecodeStats()
+    elif on_start:
         on_start(_estimate_kept(info, settings.sampling))
-    stats = DecodeStats()
-    detector = ShotDetector(fps=info.fps or 25.0)
-    thumbs: list[np.ndarray] = []
-    frames = video_frames(path, scorer.spec, settings.sampling, stats=stats,
-                          on_decoded=detector.add_frame, source=(info.height, info.width))
-    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
-                          observe=lambda images: (thumbs.append(image_thumbs(images)),
-                                                  detector.flush()))
+    if gathered is None:
+        gathered = _gather_exhaustive(path, info, settings, scorer, stats, on_batch)
+        if note:
+            gathered.scan["note"] = note
+            gathered.scan["decoded_before"] = spent
+    gathered.scan["decoded"] = stats.decoded
+    scored, boundaries, shots = gathered.scored, gathered.boundaries, gathered.shots
     if len(scored) == 0:
         raise MediaError(f"{path}: no frame was kept for scoring")
-    boundaries = detector.boundaries()
-    shots = shots_between(boundaries, detector.indices, detector.times)
     shot_of, in_transition = _place(scored.indices, shots, boundaries)
-    thumb_rows = np.concatenate(thumbs)
-    flat = thumb_rows.std(axis=1) < detector.settings.flat_std
+    thumb_rows = gathered.thumbs
+    flat = thumb_rows.std(axis=1) < ShotSettings().flat_std
     # smoothing (filterpy) and selection (scipy.signal) run in the helper process, which
     # imported them while this one decoded; then it imports matplotlib for the plot
     args = (scored.scores, scored.times, shot_of, ~in_transition & ~flat, thumb_rows, settings)
@@ -222,7 +257,32 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
                   keyframes=keyframes, stats=stats, settings=settings,
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
                   shot_of=shot_of, transition=in_transition, selection=selection,
-                  candidates=candidates)
+                  candidates=candidates, scan=gathered.scan)
+
+
+def choose_scan(asked: Scan, info: VideoInfo) -> Literal["fast", "full"]:
+    """``auto``: the fast path for videos of ``FAST_MIN_SECONDS`` or more."""
+    if asked != "auto":
+        return asked
+    return "fast" if (info.duration or 0.0) >= FAST_MIN_SECONDS else "full"
+
+
+def _gather_exhaustive(path: str | Path, info: VideoInfo, settings: Settings, scorer: Scorer,
+                       stats: DecodeStats,
+                       on_batch: Callable[[int], None] | None) -> Gathered:
+    """Decode every frame: the shot detector sees each, the sampled ones are scored."""
+    detector = ShotDetector(fps=info.fps or 25.0)
+    thumbs: list[np.ndarray] = []
+    frames = video_frames(path, scorer.spec, settings.sampling, stats=stats,
+                          on_decoded=detector.add_frame, source=(info.height, info.width))
+    scored = score_frames(frames, scorer, settings.batch_size, on_batch=on_batch,
+                          observe=lambda images: (thumbs.append(image_thumbs(images)),
+                                                  detector.flush()))
+    boundaries = detector.boundaries()
+    shots = shots_between(boundaries, detector.indices, detector.times)
+    return Gathered(scored=scored, thumbs=np.concatenate(thumbs) if thumbs
+                    else np.zeros((0, 1), np.float32), boundaries=boundaries, shots=shots,
+                    scan={"mode": "exhaustive"})
 
 
 def _choose(scores: np.ndarray, times: np.ndarray, shot_of: np.ndarray, eligible: np.ndarray,

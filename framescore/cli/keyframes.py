@@ -66,6 +66,12 @@ def command(
     measurement_noise: Annotated[float, typer.Option(
         metavar="R", callback=above_zero, rich_help_panel=CURVE,
         help="rts: measurement-noise variance (larger smooths more)")] = 0.05,
+    scan: Annotated[Literal["auto", "fast", "full"], typer.Option(
+        rich_help_panel=SAMPLING,
+        help="fast: decode the key-frames, then only the stretches around shot boundaries "
+             "and each shot's best key-frames; full: decode every frame; auto: fast for "
+             "videos of a minute or more (files that cannot be sought fall back to full, "
+             "with a note)")] = "auto",
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -90,7 +96,7 @@ def command(
                            sampling=None if every is None and fps is None
                            else Sampling(every=every or 1, fps=fps),
                            smoothing=smoothing_, top=top, min_gap=min_gap,
-                           prominence=prominence, per_shot=per_shot)
+                           prominence=prominence, per_shot=per_shot, scan=scan)
     # everything the user gave is checked before the output folder is: the model name, the
     # video, the weights (a folder that exists already is the last thing to report)
     check_model_name(model)
@@ -103,9 +109,11 @@ def command(
         result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance,
                             sidecar=sidecar)
         kf.write(result, out_dir, force=force, sidecar=sidecar)
-    if result.stats.warning():
-        import sys
+    import sys
 
+    if result.scan.get("note"):
+        print(f"framescore: note: {result.scan['note']}", file=sys.stderr)
+    if result.stats.warning():
         print(f"framescore: warning: {result.stats.warning()}", file=sys.stderr)
     if json:
         print_json(result.summary())
@@ -125,6 +133,8 @@ def print_table(result) -> None:
     header = result.info.frames
     decoded = (f", {st.decoded} decoded of {header} in the header"
                if header and header != st.decoded else "")
+    if result.scan.get("mode") == "fast":
+        decoded = f", fast scan: {st.decoded} of {result.scan['frames']} frames decoded"
     table = Table(title=f"{escape(result.info.path.name)}: {len(result.keyframes)} key-frames "
                         f"from {len(result.shots)} shots ({result.model}, "
                         f"{len(result.scored)} frames scored{decoded}, {fps:.0f} frames/s)")
