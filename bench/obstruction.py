@@ -20,7 +20,7 @@ clipped sky (above / below the median share); how many copies score above the cl
 
 ``--demo`` adds the demo clip (``framescore demo``: real photos with shaky stretches, a fade
 and cuts): each model's key-frames with the default settings, and the stretch each falls in
-(all should be clean, as tests/test_mobile.py asks of the shipped model).
+(all should be clean, as tests/models/test_mobile.py asks of the shipped model).
 """
 
 from __future__ import annotations

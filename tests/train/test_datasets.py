@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets_fixtures import (
+from tests.datasets_fixtures import (
     CORRUPT_BYTES,
     degrade,
     make_aadb,

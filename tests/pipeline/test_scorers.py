@@ -19,7 +19,7 @@ from framescore.models.spec import MODELS_DIR
 from framescore.samples import photo
 from framescore.scorers import load_scorer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # source folder → package it is installed as (see pyproject's package-dir)
 PACKAGES = {ROOT / "framescore": "framescore", ROOT / "models": "framescore.models",
             ROOT / "export": "framescore.export"}

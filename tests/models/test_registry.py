@@ -147,7 +147,7 @@ def test_cuda_fp16_matches_cpu(arod_weights):
     assert list(np.argsort(gpu)) == list(np.argsort(cpu))
 
 
-# the resize on every device and the decode size: tests/test_preprocess.py
+# the resize on every device and the decode size: tests/pipeline/test_preprocess.py
 
 
 def test_to_tensor_warps_and_normalizes():

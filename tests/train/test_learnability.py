@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets_fixtures import imbalanced_targets, make_aadb, make_arod, make_ava
+from tests.datasets_fixtures import imbalanced_targets, make_aadb, make_arod, make_ava
 
 from framescore.models.registry import get
 from framescore.models.spec import ModelInfo

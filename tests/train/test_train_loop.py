@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets_fixtures import make_ava
+from tests.datasets_fixtures import make_ava
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -575,10 +575,10 @@ def test_ddp_under_torchrun_on_the_cpu(ava, tmp_path):
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from datasets_fixtures import make_aadb, make_arod
+    from tests.datasets_fixtures import make_aadb, make_arod
 
     base = tmp_path_factory.mktemp("sets")
-    from datasets_fixtures import make_folder
+    from tests.datasets_fixtures import make_folder
 
     return {"ava": make_ava(base / "ava", n=40, seed=5, size=40).root,
             "aadb": make_aadb(base / "aadb", n=40, seed=5, size=64).root,
@@ -617,7 +617,7 @@ SMOKE = {  # model: (dataset, size, extra settings)
 
 
 # Jin's VGG16 (134 M parameters) takes ~15 s a step here, mostly building it and writing its
-# checkpoints; its recipe is exercised quickly by tests/test_learnability.py.
+# checkpoints; its recipe is exercised quickly by tests/train/test_learnability.py.
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
                                   if n.startswith("jin") else n for n in sorted(SMOKE)])
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # untrained ResNet: inf norms
@@ -760,7 +760,7 @@ def test_rapid_biases_learn_at_twice_the_rate(datasets):
 
 
 def test_rapid_content_adaptation_trains_on_one_category(datasets):
-    from datasets_fixtures import make_ava  # noqa: F401  (the fixture wrote the lists)
+    from tests.datasets_fixtures import make_ava  # noqa: F401  (the fixture wrote the lists)
 
     from framescore.train.data import read_content
 

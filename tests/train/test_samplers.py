@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datasets_fixtures import make_aadb, make_ava
+from tests.datasets_fixtures import make_aadb, make_ava
 
 from framescore.errors import DataError
 from framescore.train.data import Record, read_aadb, read_ava

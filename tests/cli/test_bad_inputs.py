@@ -35,7 +35,7 @@ from PIL import Image
 from tests.media import gradient_frames
 
 RULES = ["--model", "rules"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- media
