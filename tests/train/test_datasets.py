@@ -10,14 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.datasets_fixtures import (
-    CORRUPT_BYTES,
-    degrade,
-    make_aadb,
-    make_arod,
-    make_ava,
-    make_folder,
-)
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -44,6 +36,14 @@ from framescore.train.data.aadb import ATTRIBUTES, flickr_key
 from framescore.train.data.arod import image_name
 from framescore.train.data.ava import histogram_stats, read_challenges, read_tags
 from framescore.train.samplers import TripletSampler
+from tests.datasets_fixtures import (
+    CORRUPT_BYTES,
+    degrade,
+    make_aadb,
+    make_arod,
+    make_ava,
+    make_folder,
+)
 
 
 @pytest.fixture(scope="module")

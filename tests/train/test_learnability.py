@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.datasets_fixtures import imbalanced_targets, make_aadb, make_arod, make_ava
 
 from framescore.models.registry import get
 from framescore.models.spec import ModelInfo
 from framescore.train import loop, metrics
 from framescore.train.config import resolve
 from framescore.train.recipes import recipe_class
+from tests.datasets_fixtures import imbalanced_targets, make_aadb, make_arod, make_ava
 
 KONG_WIDTH = 1 / 8  # AlexNet at 1/8 width: 1.1 M parameters
 JIN_WIDTH = 1 / 16  # VGG16 at 1/16 width: 0.5 M parameters

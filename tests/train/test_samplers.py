@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.datasets_fixtures import make_aadb, make_ava
 
 from framescore.errors import DataError
 from framescore.train.data import Record, read_aadb, read_ava
@@ -27,6 +26,7 @@ from framescore.train.samplers import (
     score_bins,
     within_rater_pairs,
 )
+from tests.datasets_fixtures import make_aadb, make_ava
 
 
 def synthetic(n: int, seed: int = 0, n_tags: int = 4) -> list[Record]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.datasets_fixtures import make_ava
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -33,6 +32,7 @@ from framescore.train.config import (
     to_toml,
 )
 from framescore.train.recipes import RapidRecipe, make_recipe, options_for
+from tests.datasets_fixtures import make_ava
 
 TINY = ["size=32", "batch_size=4", "steps_per_epoch=2", "workers=0", "test_views=2",
         "eval_batch_size=16", "lr_schedule=\"step\"", "lr_step=1", "lr_gamma=0.5"]
@@ -760,9 +760,8 @@ def test_rapid_biases_learn_at_twice_the_rate(datasets):
 
 
 def test_rapid_content_adaptation_trains_on_one_category(datasets):
-    from tests.datasets_fixtures import make_ava  # noqa: F401  (the fixture wrote the lists)
-
     from framescore.train.data import read_content
+    from tests.datasets_fixtures import make_ava  # noqa: F401  (the fixture wrote the lists)
 
     config = resolve(options_for("rapid-scnn"), overrides=[
         "size=32", "workers=0", "content=\"floral\"", "val_fraction=0.0"])
