@@ -26,6 +26,7 @@ from framescore.io.video import VIDEO_SUFFIXES, Sampling
 from framescore.models.spec import InputSpec, Scorer
 from framescore.outputs import encode_jpeg, timestamp_name, write_bytes_atomic
 from framescore.preprocess import view
+from framescore.scorers import provenance
 from framescore.scoring import prefetch
 
 SCHEMA = "framescore.bestshot/1"
@@ -160,6 +161,8 @@ class Result:
     settings: Settings
     elapsed: float
     source: Path | None = None      # the clip, for kind == "video"
+    # what scored: runtime, source file, device (framescore.scorers.provenance)
+    scorer: dict = field(default_factory=dict)
 
     @property
     def bursts(self) -> int:
@@ -174,7 +177,7 @@ class Result:
         return {
             "schema": SCHEMA, "framescore": __version__, "kind": self.kind,
             "source": str(self.source) if self.source else None,
-            "model": {"name": self.model, "weights": s.weights},
+            "model": {"name": self.model, "weights": s.weights, **self.scorer},
             "settings": {"top": s.keep, "group": s.group, "gap": s.gap,
                          "min_similarity": s.min_similarity, "every": s.every},
             "bursts": self.bursts, "scored": len(self.candidates),
@@ -288,7 +291,8 @@ def best_shot(paths: Sequence[str | Path], settings: Settings = Settings(),
         cands, skipped = _photo_candidates(paths, settings, scorer, on_start, on_batch)
         kind, source = "photos", None
     return Result(model=scorer.name, kind=kind, candidates=_ranked(cands), skipped=skipped,
-                  settings=settings, elapsed=time.perf_counter() - started, source=source)
+                  settings=settings, elapsed=time.perf_counter() - started, source=source,
+                  scorer=provenance(scorer))
 
 
 def _target_names(best: list[Candidate]) -> list[str]:

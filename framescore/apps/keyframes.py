@@ -31,7 +31,7 @@ from framescore.outputs import (
     write_text_atomic,
 )
 from framescore.preprocess import frame_converter, video_frames
-from framescore.scorers import load_scorer
+from framescore.scorers import load_scorer, provenance
 from framescore.scoring import ScoredFrames, score_frames
 from framescore.select import Candidates, Selection, select
 from framescore.shots import (
@@ -104,6 +104,8 @@ class Result:
     out_dir: Path | None = None
     # which path ran ("fast" or "exhaustive"), and why not the fast one when it was asked
     scan: dict = field(default_factory=lambda: {"mode": "exhaustive"})
+    # what scored the frames: runtime, source file, device (framescore.scorers.provenance)
+    scorer: dict = field(default_factory=dict)
 
     def shot_rows(self) -> list[dict]:
         """One row per shot: its frames and times, and its best frame."""
@@ -128,7 +130,7 @@ class Result:
             "schema": SCHEMA,
             "framescore": __version__,
             "input": self.info.to_dict(),
-            "model": {"name": self.model, "weights": s.weights},
+            "model": {"name": self.model, "weights": s.weights, **self.scorer},
             "settings": {
                 "every": s.sampling.every, "fps": s.sampling.fps,
                 "smoothing": s.smoothing.to_dict(), "top": s.top, "min_gap": s.min_gap,
@@ -257,7 +259,7 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
                   keyframes=keyframes, stats=stats, settings=settings,
                   elapsed=time.perf_counter() - started, shots=shots, boundaries=boundaries,
                   shot_of=shot_of, transition=in_transition, selection=selection,
-                  candidates=candidates, scan=gathered.scan)
+                  candidates=candidates, scan=gathered.scan, scorer=provenance(scorer))
 
 
 def choose_scan(asked: Scan, info: VideoInfo) -> Literal["fast", "full"]:

@@ -30,9 +30,17 @@ from framescore.scorers.device import check_device, cuda_possible, device_type, 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Runtime", "Scorer", "load_scorer", "resolve_device"]
+__all__ = ["Runtime", "Scorer", "load_scorer", "provenance", "resolve_device"]
 
 Runtime = Literal["auto", "torch", "onnxruntime"]
+
+
+def provenance(scorer: Scorer) -> dict[str, str | None]:
+    """What scored: the runtime (``numpy``, ``onnxruntime``, ``torch``), the file it ran from
+    (None for ``rules``) and the device, as the JSON outputs record them."""
+    device = getattr(scorer, "device", None)
+    return {"runtime": getattr(scorer, "runtime", None), "source": getattr(scorer, "source", None),
+            "device": str(device) if device is not None else "cpu"}
 
 
 def import_object(path: str) -> object:

@@ -99,6 +99,31 @@ def test_json_summary_on_stdout(demo_clip, tmp_path, capsys):
     assert doc["output"] == str(out)
 
 
+def test_json_records_what_scored_the_frames(make_clip, tmp_path, capsys):
+    """keyframes.json and bestshot's JSON say which runtime and which file scored: the
+    default model's verified ONNX export on the CPU, no file for ``rules``, and a ``.onnx``
+    given as the model recorded as that file."""
+    from framescore.models.registry import entry
+
+    clip = make_clip()
+    onnx = entry(default_model()).onnx_path
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(onnx.read_bytes())
+    expected = {default_model(): ("onnxruntime", str(onnx)), "rules": ("numpy", None),
+                str(mine): ("onnxruntime", str(mine))}
+    for i, (model, (runtime, source)) in enumerate(expected.items()):
+        assert main([str(clip), "-o", str(tmp_path / f"k{i}"), "--json", "-m", model,
+                     "--top", "1", "--device", "cpu"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["model"]["runtime"], doc["model"]["source"]) == (runtime, source), model
+        assert doc["model"]["device"] == "cpu"
+        assert json.loads((tmp_path / f"k{i}" / "keyframes.json").read_text())["model"] == \
+            doc["model"]
+    assert main(["bestshot", str(clip), "--json", "-m", str(mine)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["model"]["runtime"], doc["model"]["source"]) == ("onnxruntime", str(mine))
+
+
 def test_existing_output_needs_force(demo_clip, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
