@@ -62,11 +62,12 @@ def render_720p(src: Path, dst: Path, seconds: float = 4.0) -> Path:
 USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed(cmd: list[str], expect: int = 0) -> float:
-    """Wall seconds of ``cmd`` in a fresh process; its exit status must be ``expect``."""
+def timed(cmd: list[str], expect: int = 0, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of ``cmd`` in a fresh process (``env`` added to the user's environment);
+    its exit status must be ``expect``."""
     t0 = time.perf_counter()
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=USER_ENV)
+                          env={**USER_ENV, **(env or {})})
     elapsed = time.perf_counter() - t0
     if done.returncode != expect:
         tail = done.stderr.strip().splitlines()[-1:] or [""]
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenedetect", default=None,
                    help="the scenedetect command (default: on PATH, beside this Python, or "
                         "python -m scenedetect)")
+    p.add_argument("--compare-sidecar", action="store_true",
+                   help="also time framescore without its helper process (FRAMESCORE_SIDECAR=0)")
     args = p.parse_args(argv)
     if not shutil.which("ffmpeg"):
         raise SystemExit("ffmpeg is needed (it renders the 720p clip and is compared)")
@@ -115,10 +118,17 @@ def main(argv: list[str] | None = None) -> int:
                                        "thumbnail", "-frames:v", "1",
                                        str(fresh("thumb")) + ".png"],
     }
+    envs: dict[str, dict[str, str]] = {}
+    if args.compare_sidecar:
+        for tool in ("framescore (default model)", "framescore --model rules"):
+            label = f"{tool}, no helper process"
+            tools[label] = tools[tool]
+            envs[label] = {"FRAMESCORE_SIDECAR": "0"}
     rows: list[tuple[str, str, float]] = []
     for clip_name, clip in clips.items():    # the tools one after the other on each clip
         for tool, cmd in tools.items():
-            runs = [timed(cmd(clip)) for _ in range(args.repeats + 1)][1:]  # warm-up first
+            env = envs.get(tool)
+            runs = [timed(cmd(clip), env=env) for _ in range(args.repeats + 1)][1:]  # warm-up
             rows.append((tool, clip_name, statistics.median(runs)))
     probe = clips["vtest.avi"]
     others = {
