@@ -40,3 +40,18 @@ def write_clip_with_bad_packets(path: Path, n: int, bad: set[int], seed: int = 0
         for packet in stream.encode():
             mux(packet)
     return path
+
+
+def write_audio_only(path: Path, frames: int = 10) -> Path:
+    """An AAC file with sound and no video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for i in range(frames):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.media import gradient_frames
+from tests.media import gradient_frames, write_audio_only
 
 RULES = ["--model", "rules"]
 REPO = Path(__file__).resolve().parents[2]
@@ -63,20 +63,6 @@ def cut(src: Path, dest: Path, fraction: float) -> Path:
     data = src.read_bytes()
     dest.write_bytes(data[:int(len(data) * fraction)])
     return dest
-
-
-def audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def photo(path: Path, mode: str = "RGB", size: tuple[int, int] = (96, 64), **save) -> Path:
@@ -145,7 +131,7 @@ def build_cases(d: Path) -> list[Case]:
         pos = len(flipped) * k // 7
         flipped[pos:pos + 200] = bytes(200)
     (v / "flipped.mp4").write_bytes(bytes(flipped))
-    audio_only(v / "audio.m4a")
+    write_audio_only(v / "audio.m4a")
     photo(v / "still.mp4", format="PNG")
     encode(v / "one.mp4", n=1)
     encode(v / "tiny.mp4", size=(2, 2))

@@ -9,7 +9,7 @@ import pytest
 
 from framescore.errors import MediaError
 from framescore.io.video import DecodeStats, Sampling, grab_frames, iter_frames, probe
-from tests.media import gradient_frames, write_clip_with_bad_packets
+from tests.media import gradient_frames, write_audio_only, write_clip_with_bad_packets
 
 
 @pytest.mark.parametrize(("codec", "pix_fmt", "name"), [
@@ -141,19 +141,7 @@ def test_truncated_matroska_decodes_what_is_there(make_clip):
 
 
 def test_audio_only_file(tmp_path):
-    import av
-
-    path = tmp_path / "sound.m4a"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for p in stream.encode(frame):
-                out.mux(p)
-        for p in stream.encode():
-            out.mux(p)
+    path = write_audio_only(tmp_path / "sound.m4a", frames=8)
     with pytest.raises(MediaError, match="no video stream .audio only"):
         probe(path)
 
