@@ -292,21 +292,33 @@ def fade_white(image: np.ndarray, severity: float, rng: np.random.Generator) -> 
     return _to_uint8(x + (1.0 - x) * 0.92 * s)
 
 
+def edge_brightness(image: np.ndarray) -> np.ndarray:
+    """Mean luminance (0..1) of the outer quarter of ``image`` at its top, bottom, left and
+    right edge, in :func:`obstruction_mask`'s edge order."""
+    y = _float(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    h, w = y.shape
+    qh, qw = max(1, h // 4), max(1, w // 4)
+    return np.array([y[:qh].mean(), y[-qh:].mean(), y[:, :qw].mean(), y[:, -qw:].mean()])
+
+
 def obstruction_mask(height: int, width: int, severity: float,
-                     rng: np.random.Generator) -> np.ndarray:
+                     rng: np.random.Generator, bright: np.ndarray | None = None) -> np.ndarray:
     """Coverage (H, W) in [0, 1] of an object entering the frame from one edge.
 
     The shape is drawn from ``rng`` whatever the severity: the edge it enters from, one to four
     rounded lobes (a palm, fingers, the rim of a lens cap or a strap) with their positions along
-    the edge, widths and lengths, a slow wobble of the outline, and the width of its
-    out-of-focus rim. The object reaches ``severity`` times its full length into the frame, so
-    the shape at one severity lies inside the shape at any higher one: coverage grows
-    monotonically, pixel by pixel, with severity.
+    the edge, widths and lengths, a slow wobble of the outline, and its rim: out of focus (2-6 %
+    of the short side) or, half the time, nearly sharp (a hand in focus, as on opencv-doc's
+    tree.avi). Given ``bright`` (:func:`edge_brightness`), half the time it enters from the
+    brightest edge (a hand raised against the sun, covering the highlights). The object
+    reaches ``severity`` times its full length into the frame, so the shape at one severity lies
+    inside the shape at any higher one: coverage grows monotonically, pixel by pixel, with
+    severity.
     """
     edge = int(rng.integers(4))                      # 0 top, 1 bottom, 2 left, 3 right
     lobes = int(rng.integers(1, 5))
     centres = rng.uniform(0.1, 0.9, size=lobes)
-    half_widths = rng.uniform(0.12, 0.35, size=lobes) * (1.0 if lobes == 1 else 0.7)
+    half_widths = rng.uniform(0.06, 0.35, size=lobes) * (1.0 if lobes == 1 else 0.7)
     half_widths[0] = rng.uniform(0.3, 0.6)           # the largest lobe: the palm or the object
     lengths = rng.uniform(0.55, 1.0, size=lobes)
     lengths[0] = 1.0
@@ -314,6 +326,10 @@ def obstruction_mask(height: int, width: int, severity: float,
     wobble_f = rng.uniform(1.0, 3.0, size=2)
     wobble_p = rng.uniform(0.0, 2 * math.pi, size=2)
     rim = rng.uniform(0.02, 0.06)                    # out-of-focus rim, share of the short side
+    if rng.random() < 0.5:
+        rim = rng.uniform(0.003, 0.012)              # nearly sharp
+    if rng.random() < 0.5 and bright is not None:
+        edge = int(np.argmax(bright))                # from the light
     s = float(severity)
     across, along = (height, width) if edge < 2 else (width, height)
     u = (np.arange(across, dtype=np.float32) + 0.5) / across     # distance from the edge
@@ -346,10 +362,11 @@ def obstruction(image: np.ndarray, severity: float, rng: np.random.Generator) ->
     """
     s = _check(image, severity)
     h, w = image.shape[:2]
-    mask = obstruction_mask(h, w, s, rng)
-    skin = bool(rng.random() < 0.5)
-    if skin:
-        r = rng.uniform(0.45, 0.95)
+    mask = obstruction_mask(h, w, s, rng, edge_brightness(image))
+    kind = rng.random()
+    if kind < 2 / 3:
+        # skin, lit from the front, or against the light (a silhouette: dark, still warm)
+        r = rng.uniform(0.45, 0.95) if kind < 1 / 3 else rng.uniform(0.12, 0.45)
         colour = np.array([r, r * rng.uniform(0.62, 0.8), r * rng.uniform(0.48, 0.68)])
     else:
         colour = np.full(3, rng.uniform(0.02, 0.3)) + rng.uniform(-0.02, 0.02, size=3)
@@ -371,7 +388,10 @@ def obstruction(image: np.ndarray, severity: float, rng: np.random.Generator) ->
         bloom = ndimage.gaussian_filter(bright, sigma=(0.04 * min(h, w),) * 2 + (0,),
                                         mode="reflect")
         veil = 0.3 * g * glare_tint[None, None, :]
-        x = x + bloom * 0.6 * g + veil * (1.0 - x)
+        # light wrapping round the object's outline, as round a hand against the sun
+        halo = np.clip(ndimage.gaussian_filter(mask, sigma=0.03 * min(h, w), mode="nearest")
+                       - mask, 0.0, None)[..., None] * glare_tint[None, None, :]
+        x = x + bloom * 0.6 * g + veil * (1.0 - x) + 1.5 * g * halo
     return _to_uint8(x)
 
 

@@ -186,7 +186,8 @@ def test_obstruction_enters_from_an_edge(image):
 def test_obstruction_hides_the_scene_and_never_darkens_the_rest(image):
     for seed in range(6):
         out = faults.obstruction(image, 0.8, np.random.default_rng(seed))
-        m = faults.obstruction_mask(*image.shape[:2], 0.8, np.random.default_rng(seed))
+        m = faults.obstruction_mask(*image.shape[:2], 0.8, np.random.default_rng(seed),
+                                    faults.edge_brightness(image))
         covered, clear = m > 0.99, m < 0.01
         # under the object the scene's detail is gone: a smooth, untextured shape
         assert _luma(out)[covered].std() < 0.5 * _luma(image)[covered].std(), seed
@@ -194,10 +195,31 @@ def test_obstruction_hides_the_scene_and_never_darkens_the_rest(image):
         assert (_luma(out)[clear] >= _luma(image)[clear] - 1 / 255).all(), seed
     lifts = []
     for seed in range(6):
-        clear = faults.obstruction_mask(*image.shape[:2], 1.0, np.random.default_rng(seed)) < 0.01
+        clear = faults.obstruction_mask(*image.shape[:2], 1.0, np.random.default_rng(seed),
+                                        faults.edge_brightness(image)) < 0.01
         out = faults.obstruction(image, 1.0, np.random.default_rng(seed))
         lifts.append(np.percentile(_luma(out)[clear], 1) - np.percentile(_luma(image)[clear], 1))
     assert max(lifts) > 0.05, lifts   # some draws lift the blacks visibly
+
+
+def test_obstruction_comes_from_the_light_and_is_sometimes_sharp():
+    """Half the draws enter from the brightest edge (a hand raised against the sun, as on
+    tree.avi), and half have a nearly sharp outline rather than an out-of-focus one."""
+    h, w = 120, 160
+    image = np.full((h, w, 3), 60, np.uint8)
+    image[: h // 4] = 250                                  # a blown-out sky at the top
+    bright = faults.edge_brightness(image)
+    assert int(np.argmax(bright)) == 0
+    from_top, sharp = 0, 0
+    for seed in range(40):
+        m = faults.obstruction_mask(h, w, 0.5, np.random.default_rng(seed), bright)
+        hard = m > 0.5
+        from_top += bool(hard[0].mean() > max(hard[-1].mean(), hard[:, 0].mean(),
+                                             hard[:, -1].mean()))
+        # the width of the soft rim: pixels neither clearly in nor clearly out
+        sharp += bool(((m > 0.05) & (m < 0.95)).sum() < 0.3 * hard.sum())
+    assert from_top >= 20, from_top          # chance alone: about 10 of 40
+    assert 8 <= sharp <= 32, sharp
 
 
 def test_obstruction_is_seeded(image):
