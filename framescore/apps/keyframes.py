@@ -45,6 +45,9 @@ from framescore.shots import (
 from framescore.sidecar import Sidecar
 
 SCHEMA = "framescore.keyframes/1"
+# what smoothing (filterpy), selection (scipy.signal) and the plot (matplotlib) import: slow
+# imports, made in the helper process (or a thread) while the video decodes
+SIDECAR_IMPORTS = ("filterpy.kalman", "scipy.signal", "framescore.plot")
 
 Scan = Literal["auto", "fast", "full"]
 # ``--scan auto`` takes the fast path for videos at least this long (seconds). Infinite:
@@ -202,9 +205,9 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     """
     started = time.perf_counter()
     if sidecar is not None and sidecar.active:
-        sidecar.warm("filterpy.kalman", "scipy.signal")
+        sidecar.warm(*SIDECAR_IMPORTS)
     else:
-        preload("filterpy.kalman", "scipy.signal", "framescore.plot")
+        preload(*SIDECAR_IMPORTS)
     info = probe(path)
     if scorer is None:
         scorer = load_scorer(settings.model, settings.weights, device=settings.device)
@@ -243,11 +246,10 @@ def analyze(path: str | Path, settings: Settings = Settings(), scorer: Scorer | 
     thumb_rows = gathered.thumbs
     flat = thumb_rows.std(axis=1) < ShotSettings().flat_std
     # smoothing (filterpy) and selection (scipy.signal) run in the helper process, which
-    # imported them while this one decoded; then it imports matplotlib for the plot
+    # imported them, and matplotlib for the plot, while this one decoded
     args = (scored.scores, scored.times, shot_of, ~in_transition & ~flat, thumb_rows, settings)
     if sidecar is not None:
         candidates, selection = sidecar.call(_choose, *args)
-        sidecar.warm("framescore.plot")
     else:
         candidates, selection = _choose(*args)
     smoothed = candidates.smoothed

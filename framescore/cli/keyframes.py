@@ -97,18 +97,21 @@ def command(
                            else Sampling(every=every or 1, fps=fps),
                            smoothing=smoothing_, top=top, min_gap=min_gap,
                            prominence=prominence, per_shot=per_shot, scan=scan)
-    # everything the user gave is checked before the output folder is: the model name, the
-    # video, the weights (a folder that exists already is the last thing to report)
-    check_model_name(model)
-    probe(video)
-    scorer = make_scorer(model, weights, device)
-    out_dir = Path(out) if out else kf.default_out_dir(video)
-    check_free(out_dir, force)
-    with Sidecar() as sidecar, progress_bar("scoring", enabled=not (quiet or json)) as (
-            start, advance):
-        result = kf.analyze(video, settings, scorer=scorer, on_start=start, on_batch=advance,
-                            sidecar=sidecar)
-        kf.write(result, out_dir, force=force, sidecar=sidecar)
+    with Sidecar() as sidecar:
+        # the helper imports what smoothing, selection and the plot need from the start: on
+        # a short clip those imports, not the decoding, are what the user waits for
+        sidecar.warm(*kf.SIDECAR_IMPORTS)
+        # everything the user gave is checked before the output folder is: the model name,
+        # the video, the weights (a folder that exists already is the last thing to report)
+        check_model_name(model)
+        probe(video)
+        scorer = make_scorer(model, weights, device)
+        out_dir = Path(out) if out else kf.default_out_dir(video)
+        check_free(out_dir, force)
+        with progress_bar("scoring", enabled=not (quiet or json)) as (start, advance):
+            result = kf.analyze(video, settings, scorer=scorer, on_start=start,
+                                on_batch=advance, sidecar=sidecar)
+            kf.write(result, out_dir, force=force, sidecar=sidecar)
     import sys
 
     if result.scan.get("note"):

@@ -81,3 +81,32 @@ def test_the_command_line_gives_the_same_picks_either_way(opencv_clip, tmp_path,
     expected = kf.analyze(clip, kf.Settings(model="rules", top=3)).keyframes
     assert picks == [k.index for k in expected]
     assert (tmp_path / "out" / "curve.png").is_file()
+
+
+def _helpers() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if b"framescore.sidecar" in fh.read():
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_bad_input_is_said_at_once_and_leaves_no_helper(tmp_path):
+    """The command starts its helper before it checks the input (the helper's imports are
+    the longest wait on a short clip); a missing video still ends in one line, exit 2, and
+    the helper is gone with the command."""
+    before = _helpers()
+    env = {**os.environ, "FRAMESCORE_SIDECAR": "1"}
+    done = subprocess.run([sys.executable, "-m", "framescore", str(tmp_path / "missing.mp4"),
+                           "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "missing.mp4" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert _helpers() - before == set()
