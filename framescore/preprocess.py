@@ -73,8 +73,20 @@ def resize(
         return image
     mid = intermediate_size(image.shape[:2], (height, width), resample)
     if mid != image.shape[:2]:
-        image = _swscale(image, mid, "AREA" if resample == "area" else RESIZE_FILTER)
+        image = _swscale(image, mid, _first_step_filter(resample))
     return shrink(image, height, width)
+
+
+def resize_batch(images: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A batch ``(N, H, W, 3)`` of RGB images each :func:`resize`-d to ``spec.size`` (aspect
+    ignored): what a scorer does with images handed to it at another size."""
+    return np.stack([resize(np.ascontiguousarray(im, dtype=np.uint8), *spec.size, spec.resample)
+                     for im in images])
+
+
+def _first_step_filter(resample: Resample) -> str:
+    """swscale's filter for :func:`resize`'s first step (in the decoder, for video)."""
+    return "AREA" if resample == "area" else RESIZE_FILTER
 
 
 def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -273,7 +285,7 @@ def video_frames(
         size=size,
         stats=stats,
         on_decoded=on_decoded,
-        interpolation=_decoder_filter(spec),
+        interpolation=_first_step_filter(spec.resample),
         hwaccel=hwaccel if hwaccel is not None else video_hwaccel(),
     )
     finish = _second_step(spec, source, size)
@@ -283,10 +295,6 @@ def video_frames(
             yield frame
     finally:
         frames.close()
-
-
-def _decoder_filter(spec: InputSpec) -> str:
-    return "AREA" if spec.resample == "area" else RESIZE_FILTER
 
 
 def _second_step(
@@ -315,7 +323,7 @@ def frame_converter(
     from framescore.io.video import RGBConverter
 
     size = decode_size(spec, source)
-    rgb = RGBConverter(_decoder_filter(spec))
+    rgb = RGBConverter(_first_step_filter(spec.resample))
     finish = _second_step(spec, source, size)
     return lambda frame, rotation: finish(rgb(frame, size, rotation))
 
@@ -350,12 +358,8 @@ def to_tensor(
 
     device = torch.device(device)
     if tuple(images.shape[1:3]) != spec.size:
-        host = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
-        images = np.stack(
-            [
-                resize(np.ascontiguousarray(im, dtype=np.uint8), *spec.size, spec.resample)
-                for im in host
-            ]
+        images = resize_batch(
+            images.cpu().numpy() if isinstance(images, torch.Tensor) else images, spec
         )
     batch = (
         torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images

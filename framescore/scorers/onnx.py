@@ -101,11 +101,10 @@ class OnnxScorer:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected (N, H, W, 3) RGB images, got shape {images.shape}")
         if images.shape[1:3] != self.spec.size:
-            from framescore.preprocess import resize
+            from framescore.preprocess import resize_batch
 
             # the one resize, as TorchScorer's to_tensor does (and with no torch)
-            images = np.stack([resize(np.ascontiguousarray(im, dtype=np.uint8),
-                                      *self.spec.size, self.spec.resample) for im in images])
+            images = resize_batch(images, self.spec)
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=self.input_dtype)
 
     def score_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
