@@ -70,6 +70,7 @@ class Sidecar:
         self._answered = 0      # answers read
         self._answers: dict[int, tuple[str, Any]] = {}
         self._lock = threading.Lock()
+        self._warmed: set[str] = set()   # modules already queued for import
         if not enabled:
             return
         try:
@@ -92,8 +93,11 @@ class Sidecar:
         return self._proc is not None
 
     def warm(self, *modules: str) -> None:
-        """Import ``modules`` in the helper, in this order, before any later request runs."""
-        self._send(_import, modules)
+        """Import ``modules`` in the helper, in this order, before any later request runs
+        (those queued by an earlier call are not asked for again)."""
+        new = tuple(dict.fromkeys(m for m in modules if m not in self._warmed))
+        if new and self._send(_import, new) is not None:
+            self._warmed.update(new)
 
     def call(self, fn: Callable[..., T], /, *args: Any) -> T:
         """``fn(*args)``, in the helper when there is one, else here."""

@@ -46,6 +46,19 @@ def test_a_dead_helper_falls_back_to_this_process():
         assert not sidecar.active
 
 
+def test_each_module_is_asked_for_once():
+    """The command line and the key-frames job both warm the helper: a module already queued
+    is not sent again."""
+    with Sidecar(enabled=True) as sidecar:
+        sidecar.warm("json", "csv")
+        sent = sidecar._sent
+        sidecar.warm("csv", "json")
+        assert sidecar._sent == sent
+        sidecar.warm("json", "fractions", "fractions")
+        assert sidecar._sent == sent + 1
+        assert sidecar.call(len, "abc") == 3     # the helper still answers, in order
+
+
 def test_disabled_runs_here():
     with Sidecar(enabled=False) as sidecar:
         assert not sidecar.active
