@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
 import numpy as np
+
+from framescore.io.writer import write_clip
 
 
 def gradient_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> list[np.ndarray]:
@@ -58,32 +61,23 @@ def write_audio_only(path: Path, frames: int = 10) -> Path:
 
 
 def reencode(src: Path, dest: Path, gop: int, scenecut: bool = True, bframes: int | None = None,
-             seconds: float | None = None, container: str | None = None,
-             faststart: bool = False, preset: str = "veryfast") -> Path:
-    """``src``'s video again as H.264 (yuv420p, x264 through PyAV; no FFmpeg program needed):
-    a key-frame at least every ``gop`` frames, x264's scene-cut key-frames unless
-    ``scenecut`` is off, ``bframes`` B-frames (x264's default when None), the first
-    ``seconds`` only; ``container="h264"`` writes a raw stream (no timestamps), ``faststart``
-    puts an MP4's index first."""
-    options = {"g": str(gop), "preset": preset}
+             seconds: float | None = None, faststart: bool = False,
+             preset: str = "veryfast") -> Path:
+    """``src``'s video again as H.264 through :func:`framescore.io.writer.write_clip` (x264
+    through PyAV; no FFmpeg program needed): a key-frame at least every ``gop`` frames,
+    x264's scene-cut key-frames unless ``scenecut`` is off, ``bframes`` B-frames (x264's
+    default when None), the first ``seconds`` only; a ``.h264`` name gives a raw stream (no
+    timestamps), ``faststart`` puts an MP4's index first."""
+    options = {"preset": preset}
     if not scenecut:
         options["sc_threshold"] = "0"
     if bframes is not None:
         options["bf"] = str(bframes)
-    muxer = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(src)) as inp, av.open(str(dest), "w", format=container,
-                                           options=muxer) as out:
-        ins = inp.streams.video[0]
-        rate = ins.average_rate or 25
-        stream = out.add_stream("libx264", rate=rate, options=options)
-        stream.pix_fmt = "yuv420p"
-        stream.width, stream.height = ins.codec_context.width, ins.codec_context.height
-        for i, frame in enumerate(inp.decode(ins)):
-            if seconds is not None and i >= seconds * float(rate):
-                break
-            image = frame.to_ndarray(format="rgb24")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return dest
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        limit = None if seconds is None else round(seconds * fps)
+        frames = (f.to_ndarray(format="rgb24") for f in inp.decode(stream))
+        return write_clip(dest, itertools.islice(frames, limit), fps=fps, gop=gop,
+                          options=options,
+                          container_options={"movflags": "+faststart"} if faststart else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,11 +14,14 @@ import numpy as np
 def write_clip(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0,
                codec: str = "libx264", times: Sequence[float] | None = None,
                rotation: int = 0, pix_fmt: str = "yuv420p", crf: int = 20,
-               gop: int | None = None) -> Path:
+               gop: int | None = None, options: Mapping[str, str] | None = None,
+               container_options: Mapping[str, str] | None = None) -> Path:
     """Encode RGB uint8 frames into ``path``.
 
     ``times`` (seconds, increasing) gives each frame its own timestamp for variable-frame-rate
     clips; ``rotation`` (degrees counter-clockwise) is stored as display-matrix metadata.
+    ``options`` are the encoder's own (for x264 e.g. ``preset``, ``sc_threshold``, ``bf``),
+    over the defaults; ``container_options`` the muxer's (e.g. ``movflags``).
     Frame sizes are made even where the pixel format needs it (by cropping one pixel).
     The clip is encoded under a temporary name and renamed into place when complete.
     """
@@ -30,13 +33,15 @@ def write_clip(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.0
     h, w = first.shape[:2]
     if pix_fmt in ("yuv420p", "yuvj420p"):
         h, w = h - h % 2, w - w % 2
-    container = av.open(str(tmp), mode="w")
+    container = av.open(str(tmp), mode="w", options=dict(container_options or {}))
     try:
         rate = Fraction(fps).limit_denominator(1001)
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        if codec in ("libx264", "libx265"):
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+        defaults = {"crf": str(crf), "preset": "veryfast"} if codec in ("libx264", "libx265") \
+            else {}
+        if defaults or options:
+            stream.options = {**defaults, **(options or {})}
         if gop:
             stream.codec_context.gop_size = gop
         if times is not None:

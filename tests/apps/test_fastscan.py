@@ -143,8 +143,7 @@ def _one_key(joined: Path) -> Path:
 
 
 def _raw_h264(joined: Path) -> Path:
-    return reencode(joined, joined.with_name("raw.h264"), gop=25, container="h264",
-                    preset="ultrafast")
+    return reencode(joined, joined.with_name("raw.h264"), gop=25, preset="ultrafast")
 
 
 def _truncated(joined: Path) -> Path:
