@@ -281,21 +281,14 @@ def gather_fast(
     scored = np.zeros(n, dtype=bool)
     scored[key_idx] = True
     done[key_idx] = True
-    stretches = _Stretches(
-        path,
-        index,
-        runs,
-        want,
-        done,
-        scored,
-        convert,
-        stats,
-        fps,
-        detect=True,
-        shot_settings=shot_settings,
-    )
-    scored_pass(stretches)
-    found = stretches.boundaries
+    def stretches(spans: list[tuple[int, int]], detect: bool) -> _Stretches:
+        """Both passes share the masks: what is decoded, scored, wanted."""
+        return _Stretches(path, index, spans, want, done, scored, convert, stats, fps,
+                          detect=detect, shot_settings=shot_settings)
+
+    boundary_pass = stretches(runs, detect=True)
+    scored_pass(boundary_pass)
+    found = boundary_pass.boundaries
     covered = [(b.start, b.end) for b in found]
     found += [
         Boundary("cut", k, k, float(index.times[k]), float(index.times[k]))
@@ -340,21 +333,7 @@ def gather_fast(
             around.append((a, b))
     refine_runs = _undecoded(_runs(around), key_idx, done)
     if refine_runs:
-        scored_pass(
-            _Stretches(
-                path,
-                index,
-                refine_runs,
-                want,
-                done,
-                scored,
-                convert,
-                stats,
-                fps,
-                detect=False,
-                shot_settings=shot_settings,
-            )
-        )
+        scored_pass(stretches(refine_runs, detect=False))
 
     # a key-frame off the sampling grid inside a decoded stretch is left out: the frames the
     # exhaustive run scores there are scored, and the curve should not see an extra one
